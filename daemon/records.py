@@ -1,0 +1,106 @@
+"""Plain records that flow between the stages: collect yields them, store persists them, lifecycle reads them.
+
+They are deliberately free of SDK and ORM types, so the pure core (``daemon.lifecycle``) can be tested with
+literals and the collector can be replaced without touching the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    subscription_id: str
+    display_name: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A Cognitive Services account (kind OpenAI or AIServices)."""
+
+    id: str  # ARM id, as Azure spells it
+    subscription_id: str
+    resource_group: str
+    name: str
+    kind: str
+    location: str  # normalised: lower case, no spaces ("eastus")
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One model deployment as Azure reports it; fields Azure left out are None."""
+
+    id: str  # ARM id
+    account_id: str
+    subscription_id: str
+    resource_group: str
+    account_name: str
+    location: str
+    name: str
+    model_format: str | None
+    model_name: str | None
+    model_version: str | None
+    model_publisher: str | None = None
+    model_source: str | None = None  # set for fine-tuned / account-specific models
+    sku_name: str | None = None
+    sku_capacity: int | None = None
+    upgrade_option: str | None = None  # versionUpgradeOption, kept as Azure's text (unknown values too)
+    provisioning_state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SkuRetirement:
+    """A per-SKU retirement date from ``AccountModel.skus[].deprecationDate``."""
+
+    sku_name: str  # as Azure spelled it; compare with ``sku_key``
+    retirement_date: date | None
+
+
+CatalogScope = str
+"""Where a catalog entry was listed: ``"location:<region>"`` or an account's ARM id (account models)."""
+
+
+def location_scope(location: str) -> CatalogScope:
+    return f"location:{location}"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogModel:
+    """One model version from the catalog (``Model.model`` / ``AccountModel``), merged over the kinds it is listed
+    under. Dates are ``None`` when absent or when Azure's "no date" sentinel (2099-12-31) was given."""
+
+    scope: CatalogScope
+    format: str
+    name: str
+    version: str
+    publisher: str | None = None
+    kinds: tuple[str, ...] = ()
+    is_default_version: bool = False
+    lifecycle_status: str | None = None  # Azure's text, unknown values kept as they are
+    inference_retirement: date | None = None  # deprecation.inference
+    fine_tune_retirement: date | None = None  # deprecation.fineTune
+    deprecation_status: str | None = None  # "Planned" (confirmed) / "Tentative" / other text
+    sku_retirements: tuple[SkuRetirement, ...] = ()
+    replacement_model: str | None = None
+    replacement_version: str | None = None
+    auto_upgrade_start: date | None = None
+    upgrade_lead_days: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return model_key(self.format, self.name, self.version)
+
+
+def model_key(model_format: str | None, name: str | None, version: str | None) -> tuple[str, str, str]:
+    """The identity of a model version: format, name and version compared case-insensitively."""
+    return ((model_format or "").casefold(), (name or "").casefold(), (version or "").casefold())
+
+
+def sku_key(sku_name: str | None) -> str:
+    """SKU names vary in case in Azure's own data (``provisioned`` / ``Provisioned``)."""
+    return (sku_name or "").casefold()
