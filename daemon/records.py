@@ -104,3 +104,42 @@ def model_key(model_format: str | None, name: str | None, version: str | None) -
 def sku_key(sku_name: str | None) -> str:
     """SKU names vary in case in Azure's own data (``provisioned`` / ``Provisioned``)."""
     return (sku_name or "").casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Something the collector could not read (or could not make sense of); the poll goes on without it."""
+
+    subscription_id: str | None
+    target: str  # the ARM id or path of what failed
+    operation: str  # list-subscriptions | list-accounts | list-deployments | list-location-models | ...
+    error: str
+    status_code: int | None = None
+
+
+@dataclass(slots=True)
+class SubscriptionInventory:
+    """Everything one poll read about one subscription. ``None`` / missing keys mean "could not be read", which the
+    store must not mistake for "gone": only what was listed completely can mark things removed."""
+
+    subscription: Subscription
+    accounts: list[Account] | None = None
+    deployments: dict[str, list[Deployment]] = field(default_factory=dict)  # account id -> its deployments
+    catalog: list[CatalogModel] = field(default_factory=list)
+    catalog_scopes_read: set[CatalogScope] = field(default_factory=set)
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentObservation:
+    """A deployment as seen by one poll, with what the catalog said about its model at that moment.
+
+    ``catalog_read`` is False when the catalog the deployment depends on could not be read: the store then keeps
+    the previous catalog facts rather than recording a date that "disappeared"."""
+
+    deployment: Deployment
+    catalog_read: bool
+    retirement_date: date | None = None
+    retirement_source: str | None = None
+    deprecation_status: str | None = None
+    lifecycle_status: str | None = None

@@ -1,0 +1,63 @@
+"""Operational alerts: problems of retirewatch itself (Slack refusing a channel, Azure failing) for the people who
+run it, posted to ``slack.fallback_channel`` (else the default channel), at most once a day per problem."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from daemon.store import alerts
+from daemon.store.schema import AlertRow, PollFailureRow
+
+OPERATIONAL = "operational"
+
+
+def operational_message(title: str, lines: Sequence[str], key: str) -> dict[str, object]:
+    body = "\n".join(f"• {line}" for line in lines[:20])
+    if len(lines) > 20:
+        body += f"\n… and {len(lines) - 20} more"
+    text = f":wrench: retirewatch: {title}\n{body}"
+    return {
+        "text": text[:3900],
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": f"retirewatch: {title}"[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": body[:2900] or "-"}},
+        ],
+        "metadata": {"event_type": "model_retirement_alert",
+                     "event_payload": {"deployment_id": "", "deadline": "", "stage": OPERATIONAL,
+                                       "consequence": "", "alert_key": key, "kind": OPERATIONAL}},
+    }
+
+
+def raise_operational(session: Session, channel: str, now: datetime, problem: str, title: str,
+                      lines: Sequence[str]) -> bool:
+    key = f"ops|{problem}|{now.date()}"
+    return alerts.enqueue(session, alerts.NewAlert(key=key, kind=OPERATIONAL, channel=channel,
+                                                   message=operational_message(title, lines, key)), now)
+
+
+class DeliveryFailureReporter:
+    """The deliverer's hook: a message Slack refused for good becomes one operational alert."""
+
+    def __init__(self, channel: str, now: datetime) -> None:
+        self._channel, self._now = channel, now
+
+    def __call__(self, session: Session, row: AlertRow, error: str) -> None:
+        if row.kind == OPERATIONAL:
+            return  # the fallback channel itself is broken: the log and `retirewatch alerts` say so
+        raise_operational(session, self._channel, self._now, f"slack|{row.channel}|{error}",
+                          f"Slack refused alerts for {row.channel}: {error}",
+                          [f"alert {row.key} marked failed: {error}",
+                           "fix the channel or the bot's access, then check `retirewatch alerts --status failed`"])
+
+
+def report_poll_failures(session: Session, channel: str, now: datetime, poll_id: int,
+                         failures: Sequence[PollFailureRow]) -> bool:
+    if not failures:
+        return False
+    lines = [f"{f.operation} {f.target}: {f.status_code or '-'} {f.error}" for f in failures]
+    return raise_operational(session, channel, now, f"poll|{poll_id}",
+                             f"poll {poll_id} could not read {len(failures)} source(s); kept their last known state",
+                             lines)

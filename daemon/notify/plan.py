@@ -1,0 +1,261 @@
+"""Decide which messages fall due and write them to the outbox, in one transaction with the thread state.
+
+For each deployment, top to bottom: assess (pure) -> route -> resolved? -> deadline moved? -> escalation step due?
+-> silenced? -> queue. Changes the poll recorded (version changed, lifecycle changed, deployment deleted) become
+replies in the deployment's open thread. The outbox keys make a second run, or a second replica, a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from daemon.config import Config
+from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess
+from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
+from daemon.notify.render import AlertView, MessageKind, RenderedMessage, render_alert, render_parent
+from daemon.notify.routing import Router, RouteTarget
+from daemon.records import Account, Deployment
+from daemon.store import alerts, queries
+from daemon.store.inventory import arm_key
+from daemon.store.schema import AlertRow, AlertThreadRow, EventRow
+
+log = logging.getLogger(__name__)
+EVENT_CURSOR = "notify-events"
+LOUD_STAGES = frozenset({Stage.CRITICAL, Stage.OVERDUE})  # their replies go to the channel too
+CHANGE_EVENTS: Mapping[str, MessageKind] = {
+    "model_version_changed": MessageKind.VERSION_CHANGED,
+    "model_changed": MessageKind.VERSION_CHANGED,
+    "lifecycle_status_changed": MessageKind.LIFECYCLE_CHANGED,
+}
+
+
+@dataclass
+class PlanReport:
+    queued: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    unowned: set[str] = field(default_factory=set)
+    at_risk: int = 0
+
+    def count(self, kind: str) -> None:
+        self.queued[kind] += 1
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What the outbox already holds for one deployment's deadline."""
+
+    keys: frozenset[str]
+    last_overdue: date | None
+
+
+class Planner:
+    def __init__(self, config: Config, policy: EscalationPolicy, router: Router,
+                 overrides: ScopeOverrides | None) -> None:
+        self._config, self._policy, self._router, self._overrides = config, policy, router, overrides
+        self._portal = config.slack.portal_url
+
+    def plan(self, session: Session, now: datetime) -> PlanReport:
+        today, report = now.date(), PlanReport()
+        accounts = queries.accounts_by_key(session)
+        index = CatalogIndex(queries.catalog(session))
+        threads = alerts.open_threads(session)
+        sent = _sent_by_deadline(session)
+        acks = alerts.latest_acks(session)
+        current: dict[str, tuple[Deployment, Assessment]] = {}
+        for deployment in queries.current_deployments(session):
+            current[arm_key(deployment.id)] = (deployment, assess(deployment, index, today, self._overrides))
+        self._report_changes(session, now, threads, current, accounts, report)
+        for key, (deployment, assessment) in current.items():
+            account = accounts.get(arm_key(deployment.account_id))
+            target = self._route(deployment, account)
+            self._plan_one(session, now, key, deployment, assessment, target, threads, sent, acks, report)
+        for key, thread in list(threads.items()):
+            if key not in current:
+                self._resolve(session, now, thread, None, None, "the deployment was deleted", report)
+        return report
+
+    # -- one deployment ------------------------------------------------------------------------------------------
+
+    def _plan_one(self, session: Session, now: datetime, key: str, deployment: Deployment,
+                  assessment: Assessment, target: RouteTarget, threads: dict[str, AlertThreadRow],
+                  sent: Mapping[tuple[str, date | None], _Sent], acks: Mapping[tuple[str, date | None], object],
+                  report: PlanReport) -> None:
+        today = now.date()
+        deadline = assessment.strikes_on
+        thread = threads.get(key)
+        scope = assessment.update_scope.value if assessment.update_scope else None
+        already = sent.get((key, deadline), _Sent(frozenset(), None))
+        ack = acks.get((key, deadline))
+        decision = decide(self._policy, consequence=assessment.consequence.value, scope=scope,
+                          days_left=assessment.days_left, today=today, sent_keys=already.keys,
+                          last_overdue=already.last_overdue, acked=ack is not None,
+                          ack_until=getattr(ack, "until", None))
+        if thread is not None and decision.step is None:
+            self._resolve(session, now, thread, deployment, assessment, _why_resolved(assessment, thread), report)
+            return
+        if decision.step is None:
+            return
+        report.at_risk += 1
+        if not target.owned:
+            report.unowned.add(key)
+        view = self._view(MessageKind.STAGE, deployment, assessment, target, decision.step.stage.value,
+                          f"{key}|{deadline}|{decision.step.key}")
+        if thread is not None and thread.deadline != deadline:
+            self._deadline_moved(session, now, thread, view, decision.step.key, decision.due, report)
+            return
+        if not decision.due:
+            return
+        if thread is None:
+            thread = self._open_thread(session, now, key, target, assessment, view, decision.step.key, report)
+            threads[key] = thread
+            return
+        broadcast = decision.step.stage in LOUD_STAGES
+        self._reply(session, now, thread, view, MessageKind.STAGE.value, view.alert_key, decision.step.key,
+                    deadline, broadcast, report)
+        self._update_parent(session, now, thread, view, decision.step.key, report)
+
+    def _open_thread(self, session: Session, now: datetime, key: str, target: RouteTarget,
+                     assessment: Assessment, view: AlertView, step_key: str, report: PlanReport) -> AlertThreadRow:
+        thread = AlertThreadRow(deployment_key=key, channel=target.channel, deadline=assessment.strikes_on,
+                                consequence=assessment.consequence.value, stage=view.stage, opened_at=now)
+        session.add(thread)
+        session.flush()
+        message = render_alert(view, self._portal)
+        if alerts.enqueue(session, alerts.NewAlert(
+                key=view.alert_key, kind=MessageKind.STAGE.value, channel=target.channel, message=_json(message),
+                thread_id=thread.id, deployment_key=key, stage=step_key, deadline=assessment.strikes_on,
+                is_parent=True), now):
+            report.count(MessageKind.STAGE.value)
+        return thread
+
+    def _reply(self, session: Session, now: datetime, thread: AlertThreadRow, view: AlertView, kind: str,
+               alert_key: str, step_key: str | None, deadline: date | None, broadcast: bool,
+               report: PlanReport) -> None:
+        message = render_alert(replace(view, alert_key=alert_key), self._portal)
+        if alerts.enqueue(session, alerts.NewAlert(
+                key=alert_key, kind=kind, channel=thread.channel, message=_json(message), thread_id=thread.id,
+                deployment_key=thread.deployment_key, stage=step_key, deadline=deadline, broadcast=broadcast), now):
+            report.count(kind)
+
+    def _update_parent(self, session: Session, now: datetime, thread: AlertThreadRow, view: AlertView,
+                       step_key: str, report: PlanReport) -> None:
+        thread.stage = view.stage
+        parent_key = session.scalar(select(AlertRow.key).where(AlertRow.thread_id == thread.id,
+                                                               AlertRow.is_parent.is_(True)))
+        message = render_parent(replace(view, alert_key=parent_key or view.alert_key), self._portal)
+        if alerts.enqueue(session, alerts.NewAlert(
+                key=f"{thread.id}|parent|{thread.deadline}|{step_key}", kind="parent_update",
+                channel=thread.channel, message=_json(message), thread_id=thread.id,
+                deployment_key=thread.deployment_key), now):
+            report.count("parent_update")
+
+    def _deadline_moved(self, session: Session, now: datetime, thread: AlertThreadRow, view: AlertView,
+                        step_key: str, due: bool, report: PlanReport) -> None:
+        """The date the consequence strikes moved: say so in the thread. The message counts as the new deadline's
+        alert for its current stage, so the team is not told twice."""
+        old, new = thread.deadline, view.strikes_on
+        detail = f"moved from {old or 'no date'} to {new or 'no date'}"
+        moved = replace(view, kind=MessageKind.DATE_MOVED, detail=detail)
+        key = f"{thread.deployment_key}|{new}|moved-from-{old}|{thread.id}"
+        self._reply(session, now, thread, moved, MessageKind.DATE_MOVED.value, key,
+                    step_key if due else None, new, view.stage in {s.value for s in LOUD_STAGES}, report)
+        thread.deadline = new
+        self._update_parent(session, now, thread, view, step_key, report)
+
+    def _resolve(self, session: Session, now: datetime, thread: AlertThreadRow, deployment: Deployment | None,
+                 assessment: Assessment | None, why: str, report: PlanReport) -> None:
+        view = AlertView(
+            kind=MessageKind.RESOLVED, stage=thread.stage, deployment_id=deployment.id if deployment else
+            thread.deployment_key, subscription_id=deployment.subscription_id if deployment else "",
+            resource_group=deployment.resource_group if deployment else "",
+            account=deployment.account_name if deployment else "", deployment=deployment.name if deployment else
+            thread.deployment_key.rsplit("/", 1)[-1], location=deployment.location if deployment else "",
+            model=deployment.model_name if deployment else None, version=deployment.model_version if deployment
+            else None, sku=deployment.sku_name if deployment else None,
+            upgrade_option=deployment.upgrade_option if deployment else None, consequence=thread.consequence,
+            retirement_date=assessment.retirement_date if assessment else None, strikes_on=thread.deadline,
+            days_left=None, date_source=None, date_status=None, replacement_model=None, replacement_version=None,
+            update_scope=None, manual_migration=False, mentions=(), detail=why,
+            alert_key=f"{thread.deployment_key}|resolved|{thread.id}")
+        self._reply(session, now, thread, view, MessageKind.RESOLVED.value, view.alert_key, None, thread.deadline,
+                    False, report)
+        thread.closed_at, thread.close_reason = now, why
+
+    # -- changes the poll recorded -------------------------------------------------------------------------------
+
+    def _report_changes(self, session: Session, now: datetime, threads: Mapping[str, AlertThreadRow],
+                        current: Mapping[str, tuple[Deployment, Assessment]], accounts: Mapping[str, Account],
+                        report: PlanReport) -> None:
+        after = alerts.cursor(session, EVENT_CURSOR)
+        events = session.scalars(select(EventRow).where(EventRow.id > after, EventRow.subject_type == "deployment",
+                                                        EventRow.kind.in_(list(CHANGE_EVENTS)))
+                                 .order_by(EventRow.id)).all()
+        for event in events:
+            thread, entry = threads.get(event.subject_key), current.get(event.subject_key)
+            if thread is None or entry is None:
+                continue
+            deployment, assessment = entry
+            target = self._route(deployment, accounts.get(arm_key(deployment.account_id)))
+            view = self._view(CHANGE_EVENTS[event.kind], deployment, assessment, target, thread.stage,
+                              f"{event.subject_key}|event|{event.id}")
+            view = replace(view, detail=f"{event.field}: {event.old_value or 'none'} -> {event.new_value or 'none'}")
+            self._reply(session, now, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False,
+                        report)
+        last = session.scalar(select(EventRow.id).order_by(EventRow.id.desc()).limit(1))
+        if last is not None and last != after:
+            alerts.set_cursor(session, EVENT_CURSOR, last)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _route(self, deployment: Deployment, account: Account | None) -> RouteTarget:
+        return self._router.route(subscription_id=deployment.subscription_id,
+                                  resource_group=deployment.resource_group, account=deployment.account_name,
+                                  deployment=deployment.name, tags=account.tags if account else {})
+
+    def _view(self, kind: MessageKind, deployment: Deployment, assessment: Assessment, target: RouteTarget,
+              stage: str | None, alert_key: str) -> AlertView:
+        return AlertView(
+            kind=kind, stage=stage, deployment_id=deployment.id, subscription_id=deployment.subscription_id,
+            resource_group=deployment.resource_group, account=deployment.account_name, deployment=deployment.name,
+            location=deployment.location, model=deployment.model_name, version=deployment.model_version,
+            sku=deployment.sku_name, upgrade_option=deployment.upgrade_option,
+            consequence=assessment.consequence.value, retirement_date=assessment.retirement_date,
+            strikes_on=assessment.strikes_on, days_left=assessment.days_left,
+            date_source=assessment.date_source.value if assessment.date_source else None,
+            date_status=assessment.date_status.value if assessment.date_status else None,
+            replacement_model=assessment.replacement_model, replacement_version=assessment.replacement_version,
+            update_scope=assessment.update_scope.value if assessment.update_scope else None,
+            manual_migration=assessment.manual_migration, mentions=tuple(target.mentions.get(stage or "", ())),
+            detail=None, alert_key=alert_key)
+
+
+def _why_resolved(assessment: Assessment, thread: AlertThreadRow) -> str:
+    if assessment.consequence.value == "none":
+        return "no retirement is scheduled for what this deployment runs now"
+    return (f"the deadline moved to {assessment.strikes_on}, beyond the alerting horizon"
+            if assessment.strikes_on else "no deadline any more")
+
+
+def _sent_by_deadline(session: Session) -> dict[tuple[str, date | None], _Sent]:
+    keys: dict[tuple[str, date | None], set[str]] = defaultdict(set)
+    for deployment_key, deadline, stage in session.execute(
+            select(AlertRow.deployment_key, AlertRow.deadline, AlertRow.stage)
+            .where(AlertRow.stage.is_not(None), AlertRow.deployment_key.is_not(None))):
+        if deployment_key and stage:
+            keys[(deployment_key, deadline)].add(stage)
+    result = {}
+    for key, steps in keys.items():
+        overdue = [date.fromisoformat(s.split("@", 1)[1]) for s in steps if s.startswith("overdue@")]
+        result[key] = _Sent(frozenset(steps), max(overdue, default=None))
+    return result
+
+
+def _json(message: RenderedMessage) -> dict[str, object]:
+    return {"text": message.text, "blocks": message.blocks, "metadata": message.metadata}
+

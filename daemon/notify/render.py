@@ -1,0 +1,313 @@
+"""Slack messages about one deployment: Block Kit blocks, a plain-text fallback, message metadata (pure).
+
+The sentence a team needs is "your deployment X runs a version that retires in 23 days, and because it
+is NoAutoUpgrade it will go dark": every alert says what retires, where, when, what happens then in plain
+words, the replacement and how big a change it is, where the date comes from and whether it is confirmed,
+and links to the deployment in the Azure portal. The ``text`` fallback says all of it on its own
+(notifications and screen readers use it). Slack's limits hold by construction: names are clipped at 200
+characters, sections at 3,000, the header at 150, so a message stays far below the ~12,000 characters of
+block text Slack accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+EVENT_ALERT = "model_retirement_alert"
+EVENT_RESOLVED = "model_retirement_resolved"
+MAX_BLOCKS = 50
+HEADER_CHARS = 150
+SECTION_CHARS = 3000
+FIELD_CHARS = 2000
+CONTEXT_ELEMENTS = 10
+TEXT_CHARS = 40_000
+NAME_CHARS = 200
+DETAIL_CHARS = 2000
+LINK_URL_CHARS = 2000
+
+
+class MessageKind(StrEnum):
+    STAGE = "stage"
+    DATE_MOVED = "date_moved"
+    VERSION_CHANGED = "version_changed"
+    LIFECYCLE_CHANGED = "lifecycle_changed"
+    RESOLVED = "resolved"
+    ACKNOWLEDGED = "acknowledged"
+    OPERATIONAL = "operational"
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """Everything one message says; the notify stage fills it from the store and the lifecycle decisions."""
+
+    kind: MessageKind
+    alert_key: str
+    stage: str | None = None
+    deployment_id: str = ""
+    subscription_id: str = ""
+    resource_group: str = ""
+    account: str = ""
+    deployment: str = ""
+    location: str = ""
+    model: str | None = None
+    version: str | None = None
+    sku: str | None = None
+    upgrade_option: str | None = None
+    consequence: str = "none"
+    retirement_date: date | None = None
+    strikes_on: date | None = None
+    days_left: int | None = None
+    date_source: str | None = None
+    date_status: str | None = None
+    replacement_model: str | None = None
+    replacement_version: str | None = None
+    update_scope: str | None = None
+    manual_migration: bool = False
+    mentions: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    text: str
+    blocks: list[dict[str, Any]] = field(hash=False)
+    metadata: dict[str, Any] = field(hash=False)
+
+
+_EMOJI = {"notice": ":information_source:", "warning": ":warning:", "urgent": ":large_orange_circle:",
+          "critical": ":rotating_light:", "overdue": ":red_circle:"}
+_KIND_HEADLINE = {
+    MessageKind.DATE_MOVED: (":calendar:", "Retirement date moved"),
+    MessageKind.VERSION_CHANGED: (":arrows_counterclockwise:", "Version changed"),
+    MessageKind.LIFECYCLE_CHANGED: (":label:", "Lifecycle changed"),
+    MessageKind.RESOLVED: (":white_check_mark:", "Resolved"),
+    MessageKind.ACKNOWLEDGED: (":ok_hand:", "Acknowledged"),
+    MessageKind.OPERATIONAL: (":gear:", "retirewatch"),
+}
+_CONTEXT_LABEL = {MessageKind.STAGE: "escalation"}
+_SHORT_CONSEQUENCE = {"outage": "outage", "forced-upgrade": "forced upgrade", "auto-upgrade": "auto-upgrade"}
+_SCOPE_WORDS = {
+    "minor-version": "a minor version update (same model; re-run your evaluations)",
+    "intermediate-version": "an intermediate version update (re-check prompts, re-run evaluations)",
+    "major-version": "a major version update (re-tune prompts, re-run evaluations)",
+    "variant": "a variant update (another variant of the model family; re-run evaluations)",
+    "generational": "a generational update (a new model generation; re-tune prompts, re-run evaluations)",
+    "model-change-general": "a change to a different model (re-tune prompts, re-run evaluations, "
+                            "re-fine-tune)",
+    "model-change-specialized": "a change to a specialized, domain-trained model (re-validate end to end)",
+    "deployment-option-change": "a deployment option change (e.g. Standard to Provisioned: capacity, cost)",
+    "unknown": "an update of unknown scope (read the release notes before it lands)",
+}
+_SOURCE_WORDS = {"sku": "the per-SKU retirement date{sku}", "inference": "the model's retirement date"}
+_STATUS_WORDS = {"confirmed": "confirmed by Microsoft", "unconfirmed": "not confirmed by Microsoft"}
+
+
+def _clip(text: str, limit: int) -> str:
+    """Cut to ``limit`` characters with an ellipsis, never leaving half an ``&amp;`` or half a ``<link>``."""
+    if len(text) <= limit:
+        return text
+    cut = re.sub(r"(&[a-z#0-9]*|<[^>]*)$", "", text[: limit - 1])
+    return cut + "…"
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _name(value: str | None, fallback: str = "?") -> str:
+    return _clip(value, NAME_CHARS) if value else fallback
+
+
+def _day(value: date | None) -> str:
+    return value.isoformat() if value is not None else "(no date announced)"
+
+
+def in_days(days_left: int | None) -> str:
+    if days_left is None:
+        return "no date announced"
+    if days_left in (0, 1):
+        return ("today", "tomorrow")[days_left]
+    if days_left > 0:
+        return f"in {days_left} days"
+    return "1 day ago" if days_left == -1 else f"{-days_left} days ago"
+
+
+def _replacement(view: AlertView) -> str:
+    if not view.replacement_model:
+        return "the replacement Azure chooses (not announced yet)"
+    return " ".join(_name(part) for part in (view.replacement_model, view.replacement_version) if part)
+
+
+def consequence_sentence(view: AlertView) -> str:
+    """What happens at the deadline, in plain words (past tense once it has struck)."""
+    day, past = _day(view.strikes_on or view.retirement_date), (view.days_left or 0) < 0
+    if view.consequence == "outage":
+        verb = "stopped" if past else "stops"
+        return f"this deployment {verb} answering on {day} (requests fail with HTTP 410)"
+    if view.consequence == "forced-upgrade":
+        verb = "was due to upgrade" if past else "will upgrade"
+        return f"Azure {verb} it to {_replacement(view)} on {day} (untested change)"
+    if view.consequence == "auto-upgrade":
+        verb = "has been auto-upgrading" if past else "will auto-upgrade"
+        return f"Azure {verb} it to {_replacement(view)} from {day} (untested change)"
+    return "nothing happens to it automatically"
+
+
+def _date_sentence(view: AlertView) -> str | None:
+    if not view.date_source and not view.date_status:
+        return None
+    sku = f" for {_name(view.sku)}" if view.sku else ""
+    source = "the retirement date"
+    if view.date_source:
+        source = _SOURCE_WORDS.get(view.date_source, f"a {view.date_source} date").format(sku=sku)
+    if view.date_status == "tentative":
+        return f"Tentative date: this is {source}, which Microsoft marks as tentative; it may still move."
+    status = _STATUS_WORDS.get(view.date_status or "", view.date_status or "status unknown")
+    return f"Date source: {source} ({status})."
+
+
+def _model(view: AlertView) -> str:
+    return " ".join(_name(part) for part in (view.model, view.version) if part)
+
+
+def _subject(view: AlertView) -> str:
+    """``gpt-4o 2024-05-13 on chat-prod``, with whatever parts are known."""
+    model, deployment = _model(view), _name(view.deployment, "")
+    return f"{model} on {deployment}" if model and deployment else model or deployment
+
+
+def situation(view: AlertView) -> list[str]:
+    """The paragraphs that describe the deployment's deadline today."""
+    what = (_model(view) or "an unknown model") + (f" (SKU {_name(view.sku)})" if view.sku else "")
+    retires = "has no retirement date yet"
+    if view.retirement_date:
+        retires = f"retires on {_day(view.retirement_date)}"
+    lead = f"Deployment {_name(view.deployment)} runs {what}, which {retires}."
+    if view.strikes_on and view.retirement_date and view.strikes_on < view.retirement_date:
+        lead += f" The change comes earlier, on {_day(view.strikes_on)}."
+    paragraphs = [lead]
+    if view.consequence in _SHORT_CONSEQUENCE:
+        paragraphs.append(f"{in_days(view.days_left).capitalize()}: {consequence_sentence(view)}.")
+    if view.manual_migration:
+        paragraphs.append("Provisioned deployments are never upgraded by Azure: the migration is manual "
+                          "(in place or side by side).")
+    if view.replacement_model or view.update_scope:
+        scope = _SCOPE_WORDS.get(view.update_scope or "unknown", f"a {view.update_scope} update")
+        paragraphs.append(f"Replacement: {_replacement(view)}, {scope}.")
+    date_sentence = _date_sentence(view)
+    return [*paragraphs, date_sentence] if date_sentence else paragraphs
+
+
+def _where(view: AlertView) -> str:
+    return (f"Where: deployment {_name(view.deployment)} in account {_name(view.account)}, resource group "
+            f"{_name(view.resource_group)}, subscription {_name(view.subscription_id)}, "
+            f"region {_name(view.location)}.")
+
+
+def headline(view: AlertView, *, parent: bool = False) -> tuple[str, str]:
+    """(emoji, words) for the header: the stage for escalations and parents, else what the message is."""
+    subject = _subject(view)
+    if view.kind is MessageKind.RESOLVED or (view.kind is not MessageKind.STAGE and not parent):
+        emoji, words = _KIND_HEADLINE.get(view.kind, (":gear:", "retirewatch"))
+        about = subject or view.detail or "operational notice"
+        return emoji, f"{words}: {about}"
+    stage = view.stage or "notice"
+    short = _SHORT_CONSEQUENCE.get(view.consequence, "retirement")
+    when = f"since {_day(view.strikes_on)}" if (view.days_left or 0) < 0 else in_days(view.days_left)
+    return _EMOJI.get(stage, ":calendar:"), f"{stage.capitalize()}: {short} {when}: {subject}"
+
+
+def _paragraphs(view: AlertView, *, parent: bool) -> list[str]:
+    show_detail = view.detail and (not parent or view.kind is MessageKind.RESOLVED)
+    detail = [_clip(view.detail, DETAIL_CHARS)] if view.detail and show_detail else []
+    if view.kind is MessageKind.RESOLVED:  # what it runs now; the deadline is no longer the point
+        now_runs = [f"Deployment {_name(view.deployment)} now runs {_model(view)}."] if view.model else []
+        return [*detail, *now_runs]
+    if view.kind is MessageKind.OPERATIONAL and not view.deployment:
+        return detail or ["Operational notice."]
+    return [*detail, *situation(view)]
+
+
+def portal_link(view: AlertView, portal_url: str) -> str | None:
+    if not view.deployment_id:
+        return None
+    url = f"{portal_url.rstrip('/')}/#resource{view.deployment_id}/overview"
+    return url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+
+
+def _fields(view: AlertView) -> list[dict[str, Any]]:
+    rows = [("Subscription", view.subscription_id), ("Resource group", view.resource_group),
+            ("Account", view.account), ("Deployment", view.deployment), ("Region", view.location),
+            ("Model", _model(view)), ("SKU", view.sku),
+            ("Upgrade option", view.upgrade_option),
+            ("Deadline", view.strikes_on.isoformat() if view.strikes_on else ""),
+            ("Days left", "" if view.days_left is None else str(view.days_left))]
+    return [{"type": "mrkdwn", "text": _clip(f"*{label}*\n{_esc(_name(value))}", FIELD_CHARS)}
+            for label, value in rows if value][:10]
+
+
+def metadata(view: AlertView, *, parent: bool) -> dict[str, Any]:
+    """Slack message metadata: strings, numbers and bools only, so workflows and recovery can read it."""
+    payload: dict[str, str | int | bool] = {
+        "deployment_id": view.deployment_id,
+        "deadline": view.strikes_on.isoformat() if view.strikes_on else "",
+        "retirement_date": view.retirement_date.isoformat() if view.retirement_date else "",
+        "stage": view.stage or "",
+        "consequence": view.consequence,
+        "alert_key": view.alert_key,
+        "kind": view.kind.value,
+        "parent": parent,
+        "model": view.model or "",
+        "version": view.version or "",
+    }
+    if view.days_left is not None:
+        payload["days_left"] = view.days_left
+    event = EVENT_RESOLVED if view.kind is MessageKind.RESOLVED else EVENT_ALERT
+    return {"event_type": event, "event_payload": payload}
+
+
+def _render(view: AlertView, portal_url: str, *, parent: bool) -> RenderedMessage:
+    emoji, words = headline(view, parent=parent)
+    paragraphs = _paragraphs(view, parent=parent)
+    mentions = "" if parent or not view.mentions else " ".join(view.mentions) + " "
+    link = portal_link(view, portal_url)
+    story = "\n".join(_esc(p) for p in paragraphs)
+    body = mentions + story
+    if view.deployment:  # the blocks show where in their fields; the plain text says it in words
+        story += "\n" + _esc(_where(view))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(f"{emoji} {words}", HEADER_CHARS),
+                                    "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(body, SECTION_CHARS)}},
+    ]
+    if view.deployment:
+        blocks.append({"type": "section", "fields": _fields(view)})
+    if link and len(link) <= LINK_URL_CHARS:
+        anchor = f"<{link}|Open the deployment in the Azure portal>"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": anchor}})
+    label = "thread summary" if parent else _CONTEXT_LABEL.get(view.kind, view.kind.value.replace("_", " "))
+    stage = f" · stage: {view.stage}" if view.stage else ""
+    context = [f"retirewatch · {label}{stage}", f"key {_esc(_clip(view.alert_key, NAME_CHARS))}"]
+    blocks.append({"type": "context",
+                   "elements": [{"type": "mrkdwn", "text": c} for c in context[:CONTEXT_ELEMENTS]]})
+    text = "\n".join([mentions + _esc(words), story, *([f"Azure portal: {link}"] if link else [])])
+    return RenderedMessage(_clip(text, TEXT_CHARS), blocks[:MAX_BLOCKS], metadata(view, parent=parent))
+
+
+def render_alert(view: AlertView, portal_url: str) -> RenderedMessage:
+    """A message for the thread (or a top-level alert): mentions first, the headline, then the whole story."""
+    return _render(view, portal_url, parent=False)
+
+
+def render_parent(view: AlertView, portal_url: str) -> RenderedMessage:
+    """The thread's first message, re-rendered with the current stage for ``chat.update``.
+
+    No mentions (an edit notifies nobody, and a stale ping reads badly); the kind's own detail is left to the
+    thread reply, except for ``resolved``, which the parent shows. Pass the parent's original ``alert_key`` so
+    its metadata keeps naming it.
+    """
+    return _render(view, portal_url, parent=True)

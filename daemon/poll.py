@@ -1,0 +1,101 @@
+"""One inventory pass: collect -> (catalog facts per deployment) -> store, one subscription at a time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from azure.core.credentials import TokenCredential
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.clock import Clock
+from daemon.collect.azure import AzureClients
+from daemon.collect.inventory import CollectError, InventoryCollector
+from daemon.config import Config
+from daemon.lifecycle import CatalogIndex, retirement_of
+from daemon.records import DeploymentObservation, Failure, SubscriptionInventory, location_scope
+from daemon.store.inventory import InventoryStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollReport:
+    poll_id: int
+    subscriptions: int = 0
+    accounts: int = 0
+    deployments: int = 0
+    catalog_models: int = 0
+    events: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def observe(inventory: SubscriptionInventory) -> list[DeploymentObservation]:
+    """Attach to each listed deployment what this poll's catalog says about its model."""
+    index = CatalogIndex(inventory.catalog)
+    observations = []
+    for deployments in inventory.deployments.values():
+        for deployment in deployments:
+            model = index.find(deployment)
+            read = inventory.catalog_scopes_read
+            # Not found is only "no catalog facts" when both lists that could name it were read.
+            catalog_read = model is not None or (
+                location_scope(deployment.location) in read and deployment.account_id in read)
+            retirement, source = retirement_of(deployment, model)
+            observations.append(DeploymentObservation(
+                deployment=deployment,
+                catalog_read=catalog_read,
+                retirement_date=retirement,
+                retirement_source=source.value if source else None,
+                deprecation_status=model.deprecation_status if model else None,
+                lifecycle_status=model.lifecycle_status if model else None,
+            ))
+    return observations
+
+
+def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
+             credential: TokenCredential | None = None) -> PollReport:
+    store = InventoryStore(sessions)
+    started = clock.now()
+    timer = time.monotonic()
+    report = PollReport(poll_id=store.start_poll(started))
+    clients = AzureClients(config.azure, credential)
+    try:
+        collector = InventoryCollector(clients, config.azure)
+        try:
+            subscriptions = collector.subscriptions()
+        except CollectError as exc:
+            report.failures.append(Failure(None, "/subscriptions", "list-subscriptions", str(exc)))
+            subscriptions = []
+        else:
+            if not config.azure.subscriptions:
+                report.events += store.mark_subscriptions_gone(
+                    report.poll_id, clock.now(), (s.subscription_id for s in subscriptions))
+        for inventory in collector.collect(subscriptions):
+            written = store.record(report.poll_id, clock.now(), inventory, observe(inventory))
+            report.subscriptions += 1
+            report.accounts += written.accounts
+            report.deployments += written.deployments
+            report.catalog_models += written.catalog_models
+            report.events += written.events
+            report.failures.extend(inventory.failures)
+    finally:
+        report.requests = clients.requests.count
+        clients.close()
+    finished = clock.now()
+    report.seconds = time.monotonic() - timer
+    store.finish_poll(
+        report.poll_id, finished, status="ok" if report.ok else ("failed" if not report.subscriptions else "partial"),
+        counts={"subscriptions": report.subscriptions, "accounts": report.accounts,
+                "deployments": report.deployments, "catalog_models": report.catalog_models,
+                "events": report.events, "requests": report.requests},
+        failures=report.failures,
+    )
+    return report

@@ -1,0 +1,127 @@
+"""The outbox, the threads and the acks: how alerts are written, claimed, and recorded.
+
+Claiming is a conditional UPDATE (``WHERE id = ? AND status/lease allow it``) that only one process can win, so
+several replicas can deliver from one database without sending anything twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from daemon.store.schema import AckRow, AlertRow, AlertThreadRow, CursorRow
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    key: str
+    kind: str
+    channel: str
+    message: dict[str, Any]
+    thread_id: int | None = None
+    deployment_key: str | None = None
+    stage: str | None = None
+    deadline: date | None = None
+    is_parent: bool = False
+    broadcast: bool = False
+
+
+def enqueue(session: Session, alert: NewAlert, now: datetime) -> bool:
+    """Add ``alert`` unless one with its key exists; True when added. Safe against a concurrent planner."""
+    if session.scalar(select(AlertRow.id).where(AlertRow.key == alert.key)) is not None:
+        return False
+    row = AlertRow(key=alert.key, kind=alert.kind, channel=alert.channel, message=alert.message,
+                   thread_id=alert.thread_id, deployment_key=alert.deployment_key, stage=alert.stage,
+                   deadline=alert.deadline, is_parent=alert.is_parent, broadcast=alert.broadcast,
+                   status=PENDING, attempts=0, created_at=now, next_attempt_at=now)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def existing_keys(session: Session, prefixes: Iterable[str] = ()) -> set[str]:
+    query = select(AlertRow.key)
+    wanted = list(prefixes)
+    if wanted:
+        query = query.where(or_(*(AlertRow.key.startswith(prefix, autoescape=True) for prefix in wanted)))
+    return set(session.scalars(query))
+
+
+def open_threads(session: Session) -> dict[str, AlertThreadRow]:
+    rows = session.scalars(select(AlertThreadRow).where(AlertThreadRow.closed_at.is_(None)))
+    return {row.deployment_key: row for row in rows}
+
+
+def latest_acks(session: Session) -> dict[tuple[str, date | None], AckRow]:
+    """The newest ack per (deployment, deadline)."""
+    acks: dict[tuple[str, date | None], AckRow] = {}
+    for row in session.scalars(select(AckRow).order_by(AckRow.id)):
+        acks[(row.deployment_key, row.deadline)] = row
+    return acks
+
+
+def cursor(session: Session, name: str) -> int:
+    row = session.get(CursorRow, name)
+    return row.value if row else 0
+
+
+def set_cursor(session: Session, name: str, value: int) -> None:
+    row = session.get(CursorRow, name)
+    if row is None:
+        session.add(CursorRow(name=name, value=value))
+    else:
+        row.value = value
+
+
+# -- delivery ---------------------------------------------------------------------------------------------------
+
+
+def due_ids(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    """Rows ready to send (pending and due) or abandoned mid-send (lease expired), oldest first."""
+    query = (select(AlertRow.id)
+             .where(or_(and_(AlertRow.status == PENDING, AlertRow.next_attempt_at <= now),
+                        and_(AlertRow.status == SENDING, AlertRow.lease_until < now)))
+             .order_by(AlertRow.id).limit(limit))
+    return list(session.scalars(query))
+
+
+def claim(session: Session, alert_id: int, now: datetime, lease: timedelta) -> tuple[AlertRow, datetime | None] | None:
+    """Take the row for one delivery attempt, or None when another process has it (or it is done).
+
+    Also returns when the previous attempt started if its outcome is unknown (the process died or the request
+    timed out after it may have reached Slack): the caller must look for the message before sending again."""
+    previous = session.scalar(select(AlertRow.attempt_started_at).where(AlertRow.id == alert_id))
+    result = session.execute(
+        update(AlertRow)
+        .where(AlertRow.id == alert_id,
+               or_(and_(AlertRow.status == PENDING, AlertRow.next_attempt_at <= now),
+                   and_(AlertRow.status == SENDING, AlertRow.lease_until < now)))
+        .values(status=SENDING, lease_until=now + lease, attempts=AlertRow.attempts + 1, attempt_started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    return session.get_one(AlertRow, alert_id, populate_existing=True), previous
+
+
+def pending_count(session: Session) -> int:
+    return len(list(session.scalars(select(AlertRow.id).where(AlertRow.status.in_((PENDING, SENDING))))))
+
+
+def list_alerts(session: Session, statuses: Sequence[str] = ()) -> Sequence[AlertRow]:
+    query = select(AlertRow).order_by(AlertRow.id)
+    if statuses:
+        query = query.where(AlertRow.status.in_(list(statuses)))
+    return session.scalars(query).all()

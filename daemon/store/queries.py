@@ -1,0 +1,81 @@
+"""Read the stored inventory back as plain records for the pure core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from daemon.records import Account, CatalogModel, Deployment, SkuRetirement
+from daemon.store.schema import AccountRow, CatalogModelRow, DeploymentRow, EventRow, PollFailureRow, PollRow
+
+
+def deployment_from_row(row: DeploymentRow) -> Deployment:
+    return Deployment(
+        id=row.arm_id, account_id=row.account_key, subscription_id=row.subscription_id,
+        resource_group=row.resource_group, account_name=row.account_name, location=row.location, name=row.name,
+        model_format=row.model_format, model_name=row.model_name, model_version=row.model_version,
+        model_publisher=row.model_publisher, model_source=row.model_source, sku_name=row.sku_name,
+        sku_capacity=row.sku_capacity, upgrade_option=row.upgrade_option, provisioning_state=row.provisioning_state,
+    )
+
+
+def catalog_from_row(row: CatalogModelRow) -> CatalogModel:
+    return CatalogModel(
+        scope=row.scope, format=row.format, name=row.name, version=row.version, publisher=row.publisher,
+        kinds=tuple(row.kinds or ()), is_default_version=row.is_default_version,
+        lifecycle_status=row.lifecycle_status, inference_retirement=row.inference_retirement,
+        fine_tune_retirement=row.fine_tune_retirement, deprecation_status=row.deprecation_status,
+        sku_retirements=tuple(
+            SkuRetirement(sku_name=item["sku"], retirement_date=date.fromisoformat(item["date"]) if item["date"]
+                          else None)
+            for item in row.sku_retirements or ()
+        ),
+        replacement_model=row.replacement_model, replacement_version=row.replacement_version,
+        auto_upgrade_start=row.auto_upgrade_start, upgrade_lead_days=row.upgrade_lead_days,
+    )
+
+
+def current_deployments(session: Session) -> Iterator[Deployment]:
+    """Every deployment the last polls saw and that is not gone; account scopes use the account's key."""
+    rows = session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None))
+                           .order_by(DeploymentRow.key).execution_options(yield_per=2000))
+    for row in rows:
+        yield deployment_from_row(row)
+
+
+def catalog(session: Session) -> Iterator[CatalogModel]:
+    for row in session.scalars(select(CatalogModelRow).execution_options(yield_per=2000)):
+        yield catalog_from_row(row)
+
+
+def accounts_by_key(session: Session) -> dict[str, Account]:
+    return {
+        row.key: Account(id=row.arm_id, subscription_id=row.subscription_id, resource_group=row.resource_group,
+                         name=row.name, kind=row.kind, location=row.location, tags=dict(row.tags or {}))
+        for row in session.scalars(select(AccountRow))
+    }
+
+
+@dataclass(frozen=True)
+class PollSummary:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    failures: Sequence[PollFailureRow]
+
+
+def last_poll(session: Session) -> PollSummary | None:
+    poll = session.scalars(select(PollRow).order_by(PollRow.id.desc()).limit(1)).first()
+    if poll is None:
+        return None
+    failures = session.scalars(select(PollFailureRow).where(PollFailureRow.poll_id == poll.id)).all()
+    return PollSummary(poll.id, poll.started_at, poll.finished_at, poll.status, failures)
+
+
+def events_since(session: Session, after_id: int = 0) -> Sequence[EventRow]:
+    return session.scalars(select(EventRow).where(EventRow.id > after_id).order_by(EventRow.id)).all()
