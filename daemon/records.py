@@ -125,6 +125,7 @@ class SubscriptionInventory:
     subscription: Subscription
     accounts: list[Account] | None = None
     deployments: dict[str, list[Deployment]] = field(default_factory=dict)  # account id -> its deployments
+    partial_accounts: set[str] = field(default_factory=set)  # listed, but some items were unreadable
     catalog: list[CatalogModel] = field(default_factory=list)
     catalog_scopes_read: set[CatalogScope] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)

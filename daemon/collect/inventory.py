@@ -17,7 +17,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from azure.core.exceptions import AzureError, DeserializationError, HttpResponseError
+from azure.core.rest import HttpRequest
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+from azure.mgmt.cognitiveservices import models as sdk
 
 from daemon.collect.azure import AzureClients
 from daemon.collect.parse import (
@@ -32,7 +34,6 @@ from daemon.config import AzureConfig
 from daemon.records import (
     Account,
     CatalogModel,
-    Deployment,
     Failure,
     Subscription,
     SubscriptionInventory,
@@ -166,30 +167,51 @@ class InventoryCollector:
                    partial(self._catalog_listed, work, location_scope(location)))
 
     def _deployments_task(self, work: _SubscriptionWork, account: Account) -> Callable[[], _Outcome]:
-        def read() -> Iterator[Deployment]:
-            for deployment in work.client.deployments.list(account.resource_group, account.name):
-                yield deployment_record(deployment, account)
+        path = f"{account.id}/deployments"
 
-        return lambda: _guarded(work.subscription_id, account.id, "list-deployments", read)
+        def read() -> list[sdk.Deployment]:
+            return list(work.client.deployments.list(account.resource_group, account.name))
+
+        def task() -> _Outcome:
+            outcome = _salvaging(work, account.id, "list-deployments", read, path, sdk.Deployment)
+            outcome.items = [deployment_record(item, account) for item in outcome.items]
+            return outcome
+
+        return task
 
     def _deployments_listed(self, work: _SubscriptionWork, account: Account, outcome: _Outcome) -> None:
         work.inventory.failures.extend(outcome.failures)
-        if not outcome.failures:
-            work.inventory.deployments[account.id] = outcome.items
+        if any(failure.operation.startswith("list-") for failure in outcome.failures):
+            return
+        work.inventory.deployments[account.id] = outcome.items
+        if outcome.failures:  # some items were unreadable: keep what was read, remove nothing
+            work.inventory.partial_accounts.add(account.id)
 
     def _location_models_task(self, work: _SubscriptionWork, location: str) -> Callable[[], _Outcome]:
         scope = location_scope(location)
         target = f"/subscriptions/{work.subscription_id}/providers/Microsoft.CognitiveServices/locations/{location}"
 
         def read() -> list[Any]:
-            return [(item.model, item.kind) for item in work.client.models.list(location) if item.model]
+            listed = _salvaging(work, target, "list-location-models", lambda: list(work.client.models.list(location)),
+                                f"{target}/models", sdk.Model)
+            if listed.failures and not listed.items:
+                raise _Failed(listed)
+            work_failures.extend(listed.failures)
+            return [(item.model, item.kind) for item in listed.items if item.model]
 
-        return lambda: _parse_catalog(work.subscription_id, target, "list-location-models", scope, read)
+        work_failures: list[Failure] = []
+
+        def task() -> _Outcome:
+            outcome = _parse_catalog(work.subscription_id, target, "list-location-models", scope, read)
+            outcome.failures.extend(work_failures)
+            return outcome
+
+        return task
 
     def _catalog_listed(self, work: _SubscriptionWork, scope: str, outcome: _Outcome) -> None:
         work.inventory.failures.extend(outcome.failures)
         work.inventory.catalog.extend(outcome.items)
-        if not any(failure.operation.startswith("list-") for failure in outcome.failures):
+        if not outcome.failures:  # a partly readable list cannot tell that a model is not listed
             work.inventory.catalog_scopes_read.add(scope)
 
     def _fetch_account_models(self, work: _SubscriptionWork, submit: _Submit) -> None:
@@ -210,7 +232,12 @@ class InventoryCollector:
 
     def _account_models_task(self, work: _SubscriptionWork, account: Account) -> Callable[[], _Outcome]:
         def read() -> list[Any]:
-            return [(model, None) for model in work.client.accounts.list_models(account.resource_group, account.name)]
+            listed = _salvaging(work, account.id, "list-account-models",
+                                lambda: list(work.client.accounts.list_models(account.resource_group, account.name)),
+                                f"{account.id}/models", sdk.AccountModel)
+            if listed.failures and not listed.items:
+                raise _Failed(listed)
+            return [(model, None) for model in listed.items]
 
         return lambda: _parse_catalog(work.subscription_id, account.id, "list-account-models", account.id, read)
 
@@ -218,11 +245,64 @@ class InventoryCollector:
 _Submit = Callable[[_SubscriptionWork, Callable[[], _Outcome], Callable[[_Outcome], None]], None]
 
 
+class _Failed(Exception):
+    """Carries the failures of a listing that produced nothing."""
+
+    def __init__(self, outcome: _Outcome) -> None:
+        super().__init__(outcome.failures[0].error if outcome.failures else "failed")
+        self.outcome = outcome
+
+
+def _salvaging(work: _SubscriptionWork, target: str, operation: str, read: Callable[[], list[Any]], path: str,
+               model_type: type[Any]) -> _Outcome:
+    """List through the SDK's pager; if one item on a page cannot be deserialised (the pager then fails the whole
+    page), read the pages again through the client's own request method and deserialise item by item, so one bad
+    item is reported and the rest kept."""
+    try:
+        return _Outcome(items=read())
+    except DeserializationError as exc:
+        log.warning("%s %s: %s; reading item by item", operation, target, describe_error(exc)[1])
+    except (AzureError, ValueError, OSError) as exc:
+        status, reason = describe_error(exc)
+        return _Outcome(failures=[Failure(work.subscription_id, target, operation, reason, status)])
+    return _read_item_by_item(work, target, operation, path, model_type)
+
+
+def _read_item_by_item(work: _SubscriptionWork, target: str, operation: str, path: str,
+                       model_type: type[Any]) -> _Outcome:
+    outcome = _Outcome()
+    send = getattr(work.client, "send_request", None) or work.client._send_request
+    api_version = getattr(getattr(work.client, "_config", None), "api_version", None) or "2025-09-01"
+    url: str | None = f"{path}?api-version={api_version}"
+    try:
+        while url:
+            response = send(HttpRequest("GET", url))
+            response.raise_for_status()
+            page = response.json()
+            for raw in page.get("value") or []:
+                try:
+                    outcome.items.append(model_type.deserialize(raw))
+                except (DeserializationError, ValueError, TypeError, AttributeError) as exc:
+                    name = raw.get("name") or (raw.get("model") or {}).get("name") if isinstance(raw, dict) else None
+                    outcome.failures.append(Failure(work.subscription_id, f"{target} ({name or 'item'})",
+                                                    f"parse-{operation.removeprefix('list-')}",
+                                                    f"malformed item skipped: {describe_error(exc)[1]}"))
+            url = page.get("nextLink")
+    except (AzureError, ValueError, OSError) as exc:
+        status, reason = describe_error(exc)
+        outcome.failures.append(Failure(work.subscription_id, target, operation, reason, status))
+        outcome.items = []
+    return outcome
+
+
 def _parse_catalog(subscription_id: str, target: str, operation: str, scope: str,
                    read: Callable[[], list[Any]]) -> _Outcome:
     """Fetch (all pages), then parse entry by entry: one entry with a nonsense date is reported and skipped,
     the rest of the catalog is kept."""
-    fetched = _guarded(subscription_id, target, operation, read)
+    try:
+        fetched = _guarded(subscription_id, target, operation, read)
+    except _Failed as failed:
+        return failed.outcome
     if fetched.failures:
         return fetched
     entries: list[CatalogModel] = []

@@ -127,6 +127,7 @@ class RecordedRequest:
     method: str
     path: str
     query: dict[str, list[str]]
+    target: str  # path and query as sent
     status: int
     at: float
 
@@ -207,7 +208,8 @@ class ArmEmulator:
             self._scenario = copy.deepcopy(scenario)
 
     def count(self, path_substring: str = "", status: int | None = None) -> int:
-        return sum(1 for r in list(self.requests) if path_substring.casefold() in r.path.casefold()
+        """Requests whose path and query contain ``path_substring`` (case-insensitive), optionally by status."""
+        return sum(1 for r in list(self.requests) if path_substring.casefold() in r.target.casefold()
                    and (status is None or r.status == status))
 
     # -- token endpoint --------------------------------------------------------------------------------------------
@@ -232,7 +234,7 @@ class ArmEmulator:
         path = parts.path.rstrip("/")
         query = urllib.parse.parse_qs(parts.query)
         status, headers, body = self._answer(request, path, query)
-        self.requests.append(RecordedRequest(request.command, path, query, status, time.time()))
+        self.requests.append(RecordedRequest(request.command, path, query, request.path, status, time.time()))
         headers.setdefault("x-ms-request-id", f"emulator-{next(self._ids)}")
         headers.setdefault("x-ms-ratelimit-remaining-subscription-reads", "11999")
         return status, headers, body

@@ -228,8 +228,9 @@ def _remove_account(session: Session, account: AccountRow, now: datetime, events
 
 def _sync_deployments(session: Session, inventory: SubscriptionInventory,
                       observations: Sequence[DeploymentObservation], now: datetime, events: _EventLog) -> int:
-    listed_accounts = {arm_key(account_id) for account_id in inventory.deployments}
-    if not listed_accounts:
+    listed_accounts = {arm_key(account_id) for account_id in inventory.deployments
+                       if account_id not in inventory.partial_accounts}
+    if not inventory.deployments:
         return 0
     existing = {row.key: row for row in session.scalars(select(DeploymentRow).where(
         DeploymentRow.subscription_id == inventory.subscription.subscription_id))}

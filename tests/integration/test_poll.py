@@ -1,0 +1,222 @@
+"""A poll end to end: the real azure-mgmt-cognitiveservices client and DefaultAzureCredential over HTTPS against
+the ARM emulator, into a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.cli import main
+from daemon.clock import FixedClock
+from daemon.config import Config, parse_config
+from daemon.emulators.arm import ArmEmulator, load_scenario
+from daemon.lifecycle import CatalogIndex, assess
+from daemon.poll import run_poll
+from daemon.store import queries
+from daemon.store.schema import CatalogModelRow, DeploymentRow, EventRow
+from tests.conftest import TODAY
+
+SUB_A, SUB_B, SUB_C = ("aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002",
+                       "cccccccc-0000-0000-0000-000000000003")
+
+
+def model(name: str, version: str, kind: str = "OpenAI", **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "skuName": "S0", "model": {"format": "OpenAI", "name": name, "version": version, **extra}}
+
+
+def deployment(name: str, model_name: str, version: str, sku: str = "Standard",
+               option: str | None = "NoAutoUpgrade") -> dict[str, Any]:
+    properties: dict[str, Any] = {"model": {"format": "OpenAI", "name": model_name, "version": version},
+                                  "provisioningState": "Succeeded"}
+    if option:
+        properties["versionUpgradeOption"] = option
+    return {"name": name, "sku": {"name": sku, "capacity": 10}, "properties": properties}
+
+
+ESTATE: dict[str, Any] = {
+    "locationModels": {"eastus": [
+        model("gpt-4o", "2024-05-13", lifecycleStatus="GenerallyAvailable",
+              deprecation={"inference": "{{today+200}}T00:00:00Z", "deprecationStatus": "Planned"},
+              skus=[{"name": "Standard", "deprecationDate": "{{today+30}}T00:00:00Z"},
+                    {"name": "GlobalStandard", "deprecationDate": "2099-12-31T00:00:00Z"}],
+              replacementConfig={"targetModelName": "gpt-5.1"}),
+        model("gpt-4o", "2024-05-13", kind="AIServices",
+              skus=[{"name": "provisionedmanaged", "deprecationDate": "{{today+90}}T00:00:00Z"}]),
+        model("gpt-5.1", "2025-11-13", isDefaultVersion=True),
+        model("gpt-x", "1", lifecycleStatus="Sunsetting", deprecation={"inference": "{{today+10}}T00:00:00Z"}),
+        model("old", "1", deprecation={"inference": "2099-12-31T00:00:00Z"}),
+    ]},
+    "subscriptions": [
+        {"subscriptionId": SUB_A, "displayName": "prod", "accounts": [
+            {"name": "acct-a", "resourceGroup": "rg-a", "kind": "OpenAI", "location": "East US",
+             "tags": {"team": "search"},
+             "deployments": [deployment("chat", "gpt-4o", "2024-05-13"),
+                             deployment("global", "gpt-4o", "2024-05-13", sku="GlobalStandard"),
+                             deployment("ptu", "gpt-4o", "2024-05-13", sku="ProvisionedManaged",
+                                        option="OnceCurrentVersionExpired"),
+                             deployment("odd", "gpt-x", "1", option="EveryFullMoon"),
+                             deployment("ft", "gpt-4o.ft-1", "1"),
+                             deployment("nodate", "old", "1")],
+             "models": [{"format": "OpenAI", "name": "gpt-4o.ft-1", "version": "1",
+                         "deprecation": {"inference": "{{today+45}}T00:00:00Z"}}]},
+            {"name": "speech", "resourceGroup": "rg-a", "kind": "SpeechServices", "location": "eastus",
+             "deployments": []}]},
+        {"subscriptionId": SUB_B, "displayName": "staging", "accounts": [
+            {"name": "acct-b", "resourceGroup": "rg-b", "kind": "AIServices", "location": "eastus",
+             "deployments": [deployment("b1", "gpt-4o", "2024-05-13")]}]},
+        {"subscriptionId": SUB_C, "displayName": "sandbox", "accounts": [
+            {"name": "acct-c", "resourceGroup": "rg-c", "kind": "OpenAI", "location": "eastus",
+             "deployments": [deployment("c1", "gpt-5.1", "2025-11-13")]}]},
+    ],
+}
+
+
+@pytest.fixture
+def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmEmulator]:
+    with ArmEmulator(load_scenario(ESTATE, TODAY), page_size=2) as emulator:
+        for name, value in emulator.identity_env.items():
+            monkeypatch.setenv(name, value)
+        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+            monkeypatch.delenv(name, raising=False)
+        yield emulator
+
+
+def config_for(arm: ArmEmulator, url: str, **azure: Any) -> Config:
+    settings = {"resource_manager_endpoint": arm.base_url, "ca_bundle": arm.ca_bundle_path, "max_retries": 2,
+                "max_retry_after_seconds": 1, "timeout_seconds": 10, **azure}
+    return parse_config({"database": {"url": url}, "azure": settings}, "<test>")
+
+
+def status_by_name(sessions: sessionmaker[Session], today: date = TODAY) -> dict[str, Any]:
+    with sessions() as session:
+        index = CatalogIndex(queries.catalog(session))
+        return {d.name: assess(d, index, today) for d in queries.current_deployments(session)}
+
+
+def test_poll_reads_every_page_and_every_rule(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                              database_url: str, clock: FixedClock) -> None:
+    report = run_poll(config_for(arm, database_url), clock, sessions)
+    assert report.ok, report.failures
+    assert (report.subscriptions, report.accounts, report.deployments) == (3, 3, 8)
+    assert arm.tokens_issued >= 1
+    assert arm.count("skipToken") > 0, "paging was not exercised"
+    # location models once per (subscription, location); account models only where a model was missing
+    assert arm.count(f"{SUB_A}/providers/Microsoft.CognitiveServices/locations/eastus/models".lower()) >= 1
+    assert arm.count("/accounts/acct-a/models") == 1 and arm.count("/accounts/acct-b/models") == 0
+    assert arm.count("/accounts/speech/deployments") == 0, "kinds outside account_kinds are not listed"
+
+    found = status_by_name(sessions)
+    assert found["chat"].retirement_date == TODAY + timedelta(days=30)  # the Standard SKU's own date
+    assert found["chat"].consequence.value == "outage"
+    assert found["global"].retirement_date == TODAY + timedelta(days=200)  # sentinel on its SKU: model date
+    assert found["ptu"].retirement_date == TODAY + timedelta(days=90)  # lower-case SKU, listed under another kind
+    assert found["ptu"].manual_migration and found["ptu"].consequence.value == "outage"
+    assert found["odd"].lifecycle_status == "Sunsetting" and not found["odd"].upgrade_option_known
+    assert found["ft"].retirement_date == TODAY + timedelta(days=45)  # from the account's own model list
+    assert found["nodate"].consequence.value == "none" and found["nodate"].retirement_date is None
+    assert (found["chat"].replacement_model, found["chat"].replacement_version) == ("gpt-5.1", "2025-11-13")
+    with sessions() as session:
+        kinds = session.scalars(select(CatalogModelRow.kinds).where(CatalogModelRow.name == "gpt-4o")).all()
+        assert sorted(kinds[0]) == ["AIServices", "OpenAI"], "one model under two kinds is one row"
+
+
+def test_second_poll_without_changes_writes_no_events_then_changes_are_history(
+        arm: ArmEmulator, sessions: sessionmaker[Session], database_url: str, clock: FixedClock) -> None:
+    config = config_for(arm, database_url)
+    run_poll(config, clock, sessions)
+    assert run_poll(config, clock, sessions).events == 0
+    with arm.update() as estate:
+        account = estate["subscriptions"][0]["accounts"][0]
+        account["deployments"][0]["properties"]["model"]["version"] = "2025-11-13"
+        account["deployments"][0]["properties"]["model"]["name"] = "gpt-5.1"
+        del account["deployments"][1]
+        standard = estate["locationModels"]["eastus"][0]["model"]["skus"][0]
+        standard["deprecationDate"] = f"{TODAY + timedelta(days=60)}T00:00:00Z"
+    report = run_poll(config, clock, sessions)
+    with sessions() as session:
+        rows = session.scalars(select(EventRow).where(EventRow.poll_id == report.poll_id,
+                                                      EventRow.subject_type == "deployment")).all()
+        happened = {(r.subject_key.rsplit("/", 1)[-1], r.kind, r.old_value, r.new_value) for r in rows}
+    assert ("chat", "model_version_changed", "2024-05-13", "2025-11-13") in happened
+    assert ("global", "deployment_removed", "2024-05-13", None) in happened
+    assert ("b1", "retirement_date_changed", str(TODAY + timedelta(days=30)),
+            str(TODAY + timedelta(days=60))) in happened
+
+
+def test_one_failing_subscription_does_not_stop_the_others(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                           database_url: str, clock: FixedClock) -> None:
+    config = config_for(arm, database_url)
+    run_poll(config, clock, sessions)
+    arm.faults.forbid_subscription(SUB_B)
+    arm.faults.server_error("/accounts/acct-c/deployments", times=None, status=503)
+    report = run_poll(config, clock, sessions)
+    assert not report.ok
+    failed = {(f.operation, f.status_code) for f in report.failures}
+    assert failed == {("list-accounts", 403), ("list-deployments", 503)}
+    assert report.subscriptions == 3
+    with sessions() as session:
+        alive = {row.name for row in session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None)))}
+    assert {"b1", "c1", "chat"} <= alive, "what could not be read keeps its last known state"
+
+
+def test_throttling_is_retried_after_retry_after(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                 database_url: str, clock: FixedClock) -> None:
+    arm.faults.throttle("/deployments", times=2, retry_after=0.2)
+    report = run_poll(config_for(arm, database_url), clock, sessions)
+    assert report.ok, report.failures
+    assert arm.count("/deployments", status=429) == 2
+    assert report.deployments == 8
+
+
+def test_malformed_bodies_are_failures_not_crashes(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                   database_url: str, clock: FixedClock) -> None:
+    listed = copy.deepcopy(load_scenario(ESTATE, TODAY)["locationModels"]["eastus"])
+    listed[0]["model"]["skus"][0]["deprecationDate"] = "not-a-date"  # the SDK fails the whole page on this
+    arm.faults.malformed("/accounts/acct-b/deployments")  # not even JSON
+    arm.faults.malformed("/locations/eastus/models", body=json.dumps({"value": listed}).encode())
+    report = run_poll(config_for(arm, database_url, subscriptions=[SUB_A, SUB_B]), clock, sessions)
+    assert {f.operation for f in report.failures} == {"list-deployments", "parse-location-models"}
+    assert all("gpt-4o" in f.target for f in report.failures if f.operation == "parse-location-models")
+    assert report.subscriptions == 2 and report.deployments == 6
+    with sessions() as session:
+        names = set(session.scalars(select(CatalogModelRow.name)))
+    assert {"gpt-5.1", "gpt-x", "old"} <= names, "the readable catalog entries are kept"
+
+
+def test_poll_and_status_commands(arm: ArmEmulator, database_url: str, monkeypatch: pytest.MonkeyPatch,
+                                  tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "retirewatch.toml"
+    config.write_text(f'[database]\nurl = "{database_url}"\n[azure]\nresource_manager_endpoint = "{arm.base_url}"\n'
+                      f'ca_bundle = "{arm.ca_bundle_path}"\nmax_retries = 1\nmax_retry_after_seconds = 1\n')
+    if not database_url.startswith("sqlite"):
+        assert main(["db", "upgrade", "--config", str(config)]) == 0
+    now = ["--now", TODAY.isoformat(), "--config", str(config)]
+    assert main(["poll", *now]) == 0
+    out = capsys.readouterr().out
+    assert "3 subscriptions, 3 accounts, 8 deployments" in out
+    assert main(["status", "--format", "json", *now]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    keys = {"deployment_id", "account", "deployment", "model", "version", "sku", "upgrade_option", "retirement_date",
+            "consequence", "strikes_on", "days_left", "date_status", "replacement_model", "replacement_version",
+            "update_scope"}
+    assert all(keys <= set(row) for row in rows)
+    chat = next(row for row in rows if row["deployment"] == "chat")
+    assert chat["deployment_id"].endswith("/resourceGroups/rg-a/providers/Microsoft.CognitiveServices/accounts/"
+                                          "acct-a/deployments/chat")
+    assert (chat["retirement_date"], chat["days_left"], chat["consequence"]) == \
+        ((TODAY + timedelta(days=30)).isoformat(), 30, "outage")
+    strikes = [row["strikes_on"] for row in rows if row["strikes_on"]]
+    assert strikes == sorted(strikes) and rows[-1]["strikes_on"] is None
+    assert main(["status", "--format", "csv", *now]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("deployment_id,")
+
+    arm.faults.forbid_subscription(SUB_C)
+    assert main(["poll", *now]) == 1
+    assert "AuthorizationFailed" in capsys.readouterr().out
