@@ -116,7 +116,7 @@ class SlackConfig(_Section):
     channel_tag: str = "retirewatch-channel"
     portal_url: str = "https://portal.azure.com"
     # Messages per second per channel (Slack allows about one, with short bursts).
-    messages_per_second: Annotated[float, Field(gt=0, le=10)] = 1.0
+    messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 1.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
     ca_bundle: str | None = None

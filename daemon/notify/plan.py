@@ -24,7 +24,7 @@ from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
 from daemon.store.inventory import arm_key
-from daemon.store.schema import AlertRow, AlertThreadRow, EventRow
+from daemon.store.schema import AlertRow, AlertThreadRow, DeploymentRow, EventRow
 
 log = logging.getLogger(__name__)
 EVENT_CURSOR = "notify-events"
@@ -77,7 +77,9 @@ class Planner:
             self._plan_one(session, now, key, deployment, assessment, target, threads, sent, acks, report)
         for key, thread in list(threads.items()):
             if key not in current:
-                self._resolve(session, now, thread, None, None, "the deployment was deleted", report)
+                row = session.get(DeploymentRow, key)
+                gone = queries.deployment_from_row(row) if row is not None else None
+                self._resolve(session, now, thread, gone, None, "the deployment was deleted", report)
         return report
 
     # -- one deployment ------------------------------------------------------------------------------------------
@@ -126,7 +128,8 @@ class Planner:
                                 consequence=assessment.consequence.value, stage=view.stage, opened_at=now)
         session.add(thread)
         session.flush()
-        message = render_alert(view, self._portal)
+        message = render_alert(view, self._portal)  # the full alert, mentions included: it opens the thread
+        message.metadata["event_payload"]["parent"] = True
         if alerts.enqueue(session, alerts.NewAlert(
                 key=view.alert_key, kind=MessageKind.STAGE.value, channel=target.channel, message=_json(message),
                 thread_id=thread.id, deployment_key=key, stage=step_key, deadline=assessment.strikes_on,
@@ -196,15 +199,18 @@ class Planner:
         events = session.scalars(select(EventRow).where(EventRow.id > after, EventRow.subject_type == "deployment",
                                                         EventRow.kind.in_(list(CHANGE_EVENTS)))
                                  .order_by(EventRow.id)).all()
-        for event in events:
-            thread, entry = threads.get(event.subject_key), current.get(event.subject_key)
+        grouped: dict[tuple[str, int | None, MessageKind], list[EventRow]] = defaultdict(list)
+        for event in events:  # one message per deployment, poll and kind of change
+            grouped[(event.subject_key, event.poll_id, CHANGE_EVENTS[event.kind])].append(event)
+        for (subject, _poll, kind), changes in grouped.items():
+            thread, entry = threads.get(subject), current.get(subject)
             if thread is None or entry is None:
                 continue
             deployment, assessment = entry
             target = self._route(deployment, accounts.get(arm_key(deployment.account_id)))
-            view = self._view(CHANGE_EVENTS[event.kind], deployment, assessment, target, thread.stage,
-                              f"{event.subject_key}|event|{event.id}")
-            view = replace(view, detail=f"{event.field}: {event.old_value or 'none'} -> {event.new_value or 'none'}")
+            view = self._view(kind, deployment, assessment, target, thread.stage, f"{subject}|event|{changes[0].id}")
+            detail = "; ".join(f"{e.field}: {e.old_value or 'none'} -> {e.new_value or 'none'}" for e in changes)
+            view = replace(view, detail=detail)
             self._reply(session, now, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False,
                         report)
         last = session.scalar(select(EventRow.id).order_by(EventRow.id.desc()).limit(1))

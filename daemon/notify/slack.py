@@ -33,6 +33,7 @@ PERMANENT_ERRORS = frozenset({
     "too_many_attachments", "team_access_not_granted", "ekm_access_denied", "org_login_required",
 })
 BACKOFF_BASE_SECONDS = 5.0
+CLOCK_SKEW_SECONDS = 300.0  # look this much further back than our own clock says the attempt began
 BACKOFF_MAX_SECONDS = 3600.0
 
 
@@ -106,7 +107,7 @@ class SlackClient:
         return None
 
     def _history(self, channel_id: str, since: datetime, thread_ts: str | None) -> Iterator[Mapping[str, Any]]:
-        oldest = f"{since.timestamp() - 1:.6f}"
+        oldest = f"{since.timestamp() - CLOCK_SKEW_SECONDS:.6f}"
         cursor: str | None = None
         while True:
             if thread_ts:
