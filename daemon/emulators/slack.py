@@ -170,6 +170,11 @@ class SlackEmulator:
             assert resolved is not None
             return resolved
 
+    def channels(self) -> dict[str, str]:
+        """Channel name (without ``#``) -> id, for every channel known or created so far."""
+        with self._lock:
+            return dict(self._channels)
+
     def messages(self, channel: str | None = None) -> list[Message]:
         with self._lock:
             wanted = self._resolve(channel) if channel else None
