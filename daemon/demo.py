@@ -77,8 +77,9 @@ def describe_slack(slack: SlackEmulator, notified: NotifyReport) -> str:
     names = {channel_id: name for name, channel_id in slack.channels().items()}
     for message in slack.messages():
         text = message.text.splitlines()
-        summary = [text[0]] + [line for line in text[1:] if line.startswith(("In ", "Today", "Tomorrow"))
-                               or "ago:" in line or line.startswith("Tentative")][:2]
+        key_lines = [line for line in text[1:]
+                     if line.startswith(("In ", "Today", "Tomorrow", "Tentative")) or "ago:" in line]
+        summary = [text[0], *key_lines[:2]]
         by_channel.setdefault(names.get(message.channel, message.channel), []).append(
             "\n".join(f"  {'*' if i == 0 else ' '} {line}" for i, line in enumerate(summary)))
     for channel, messages in sorted(by_channel.items()):
