@@ -69,7 +69,8 @@ def main() -> None:
     big = scaled(demo, args.subscriptions, args.accounts, args.deployments)
     rows += [(f"synthetic {args.subscriptions}x{args.accounts}x{args.deployments}, concurrency {c}", big, c)
              for c in (1, 16)]
-    print(f"{'estate':<44} {'subs':>5} {'deps':>6} {'requests':>9} {'seconds':>8} {'deps/s':>8} {'2nd poll events':>16}")
+    header = ("estate", "subs", "deps", "requests", "seconds", "deps/s", "2nd poll events")
+    print(f"{header[0]:<44} {header[1]:>5} {header[2]:>6} {header[3]:>9} {header[4]:>8} {header[5]:>8} {header[6]:>16}")
     for name, scenario, concurrency in rows:
         report, seconds, events = poll_once(scenario, concurrency, args.page_size)
         print(f"{name:<44} {report.subscriptions:>5} {report.deployments:>6} {report.requests:>9} {seconds:>8.2f} "
