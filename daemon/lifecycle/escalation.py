@@ -250,15 +250,28 @@ def _last_overdue(sent: list[Step], last_overdue: date | None) -> date | None:
 
 
 def is_silenced(
-    stage: Stage, policy: EscalationPolicy, today: date, *, acked: bool, ack_until: date | None
+    stage: Stage, policy: EscalationPolicy, today: date, *, acked: bool, ack_until: date | None,
+    acked_on: date | None = None, stage_began: date | None = None,
 ) -> bool:
-    """An ack mutes every stage but the unsilenceable ones: indefinitely when ``acked`` without a date, else
-    while ``today < ack_until`` (alerts resume on ``ack_until`` itself)."""
-    if stage in policy.unsilenceable:
+    """An ack mutes alerts indefinitely when ``acked`` without a date, else while ``today < ack_until`` (alerts
+    resume on ``ack_until`` itself). An unsilenceable stage breaks through an ack given *before* it began (the
+    deadline passed while the team was silenced); an ack given once that stage was under way is the team
+    acknowledging it, and mutes its repeats too."""
+    active = today < ack_until if ack_until is not None else acked
+    if not active:
         return False
-    if ack_until is not None:
-        return today < ack_until
-    return acked
+    if stage in policy.unsilenceable:
+        return acked_on is not None and stage_began is not None and acked_on >= stage_began
+    return True
+
+
+def stage_began(step: Step, days_left: int, today: date) -> date:
+    """The day the deadline entered ``step``: the day after it struck for overdue, else when the days left
+    reached the step's threshold."""
+    strikes_on = today + timedelta(days=days_left)
+    if step.stage is Stage.OVERDUE or step.days is None:
+        return strikes_on + timedelta(days=1)
+    return strikes_on - timedelta(days=step.days)
 
 
 def decide(
@@ -272,6 +285,7 @@ def decide(
     last_overdue: date | None = None,
     acked: bool = False,
     ack_until: date | None = None,
+    acked_on: date | None = None,
 ) -> Decision:
     """Decide whether the current step of one deadline is due today (the contract: module docstring).
 
@@ -294,7 +308,8 @@ def decide(
             return Decision(step, Reason.REPEAT_NOT_DUE)
     elif any(s.order >= step.order for s in sent):
         return Decision(step, Reason.LATER_STEP_SENT)
-    if is_silenced(step.stage, policy, today, acked=acked, ack_until=ack_until):
+    if is_silenced(step.stage, policy, today, acked=acked, ack_until=ack_until, acked_on=acked_on,
+                   stage_began=stage_began(step, days_left, today)):
         return Decision(step, Reason.SILENCED)
     if step.stage is Stage.OVERDUE and last is not None:
         return Decision(step, Reason.OVERDUE_REPEAT)

@@ -24,7 +24,7 @@ from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
 from daemon.store.inventory import arm_key
-from daemon.store.schema import AlertRow, AlertThreadRow, DeploymentRow, EventRow
+from daemon.store.schema import AckRow, AlertRow, AlertThreadRow, DeploymentRow, EventRow
 
 log = logging.getLogger(__name__)
 EVENT_CURSOR = "notify-events"
@@ -86,7 +86,7 @@ class Planner:
 
     def _plan_one(self, session: Session, now: datetime, key: str, deployment: Deployment,
                   assessment: Assessment, target: RouteTarget, threads: dict[str, AlertThreadRow],
-                  sent: Mapping[tuple[str, date | None], _Sent], acks: Mapping[tuple[str, date | None], object],
+                  sent: Mapping[tuple[str, date | None], _Sent], acks: Mapping[tuple[str, date | None], AckRow],
                   report: PlanReport) -> None:
         today = now.date()
         deadline = assessment.strikes_on
@@ -97,7 +97,8 @@ class Planner:
         decision = decide(self._policy, consequence=assessment.consequence.value, scope=scope,
                           days_left=assessment.days_left, today=today, sent_keys=already.keys,
                           last_overdue=already.last_overdue, acked=ack is not None,
-                          ack_until=getattr(ack, "until", None))
+                          ack_until=ack.until if ack else None,
+                          acked_on=ack.created_at.date() if ack else None)
         if thread is not None and decision.step is None:
             self._resolve(session, now, thread, deployment, assessment, _why_resolved(assessment, thread), report)
             return

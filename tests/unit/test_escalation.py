@@ -237,6 +237,20 @@ def test_silencing(kwargs: dict[str, object], days_left: int, reason: Reason) ->
     assert run(DEFAULT, days_left=days_left, **kwargs).reason is reason
 
 
+@pytest.mark.parametrize(
+    ("acked_on", "days_left", "reason"),
+    [
+        (date(2026, 2, 20), -1, Reason.FIRST_ALERT),  # acked before the deadline: overdue breaks through
+        (date(2026, 3, 1), -1, Reason.SILENCED),  # acked on the first overdue day: that is the team answering
+        (date(2026, 3, 5), -6, Reason.SILENCED),  # acked while overdue: its repeats stop
+        (date(2026, 2, 20), 5, Reason.SILENCED),  # a silenceable stage stays silenced whenever acked
+    ],
+)
+def test_an_ack_given_during_an_unsilenceable_stage_silences_it(acked_on: date, days_left: int,
+                                                                reason: Reason) -> None:
+    assert run(DEFAULT, days_left=days_left, acked=True, acked_on=acked_on).reason is reason
+
+
 def test_unsilenceable_is_configurable() -> None:
     loud = policy_from_config(EscalationConfig(unsilenceable=("critical", "overdue")))
     quiet = policy_from_config(EscalationConfig(unsilenceable=()))
