@@ -35,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from daemon.emulators.server import serve, shutdown
 from daemon.emulators.tls import LocalCA, shared_ca
 
 Scenario = dict[str, Any]
@@ -155,19 +156,13 @@ class ArmEmulator:
     # -- life cycle ------------------------------------------------------------------------------------------------
 
     def start(self) -> ArmEmulator:
-        self._arm = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self._serve_arm))
-        self._arm.socket = self._ca.server_context().wrap_socket(self._arm.socket, server_side=True)
-        self._identity = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self._serve_token))
-        for server in (self._arm, self._identity):
-            server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True, name="arm-emulator").start()
+        self._arm = serve(_handler(self._serve_arm), self._ca.server_context(), "arm-emulator")
+        self._identity = serve(_handler(self._serve_token), None, "arm-emulator-identity")
         return self
 
     def stop(self) -> None:
-        for server in (self._arm, self._identity):
-            if server is not None:
-                server.shutdown()
-                server.server_close()
+        shutdown(self._arm)
+        shutdown(self._identity)
 
     def __enter__(self) -> ArmEmulator:
         return self.start()

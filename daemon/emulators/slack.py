@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from daemon.emulators.server import serve, shutdown
 from daemon.emulators.tls import LocalCA, shared_ca
 
 Answer = tuple[int, dict[str, str], dict[str, Any] | None]  # None: drop the connection without answering
@@ -90,16 +91,11 @@ class SlackEmulator:
     # -- life cycle ------------------------------------------------------------------------------------------------
 
     def start(self) -> SlackEmulator:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.socket = self._ca.server_context().wrap_socket(self._server.socket, server_side=True)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="slack-emulator").start()
+        self._server = serve(_handler(self), self._ca.server_context(), "slack-emulator")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shutdown(self._server)
 
     def __enter__(self) -> SlackEmulator:
         return self.start()

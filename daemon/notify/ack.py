@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
+from daemon.notify.render import AlertView, MessageKind, render_alert
 from daemon.store import alerts
+from daemon.store.queries import deployment_from_row
 from daemon.store.schema import AckRow, AlertThreadRow, DeploymentRow
 
 
@@ -51,19 +53,22 @@ def acknowledge(session: Session, config: Config, now: datetime, reference: str,
     ack_count = len(session.scalars(select(AckRow.id).where(AckRow.deployment_key == deployment.key)).all())
     span = f"until {until}" if until else "for this deadline"
     unsilenceable = ", ".join(config.escalation.unsilenceable) or "nothing"
-    text = (f":white_check_mark: Acknowledged by {who} {span}: no more alerts for "
+    text = (f"Acknowledged by {who} {span}: no more alerts for "
             f"{deployment.account_name}/{deployment.name} (deadline {thread.deadline}) except {unsilenceable}."
             + (f"\nNote: {note}" if note else ""))
     key = f"{deployment.key}|ack|{thread.id}|{ack_count}"
+    record = deployment_from_row(deployment)
+    view = AlertView(kind=MessageKind.ACKNOWLEDGED, alert_key=key, stage=thread.stage, deployment_id=record.id,
+                     subscription_id=record.subscription_id, resource_group=record.resource_group,
+                     account=record.account_name, deployment=record.name, location=record.location,
+                     model=record.model_name, version=record.model_version, sku=record.sku_name,
+                     upgrade_option=record.upgrade_option, consequence=thread.consequence,
+                     retirement_date=deployment.retirement_date, strikes_on=thread.deadline, detail=text)
+    message = render_alert(view, config.slack.portal_url)
     alerts.enqueue(session, alerts.NewAlert(
-        key=key, kind="acknowledged", channel=thread.channel, thread_id=thread.id, deployment_key=deployment.key,
-        deadline=thread.deadline,
-        message={"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}],
-                 "metadata": {"event_type": "model_retirement_alert",
-                              "event_payload": {"deployment_id": deployment.arm_id,
-                                                "deadline": thread.deadline.isoformat() if thread.deadline else "",
-                                                "stage": thread.stage or "", "consequence": thread.consequence,
-                                                "alert_key": key, "kind": "acknowledged"}}}), now)
+        key=key, kind=MessageKind.ACKNOWLEDGED.value, channel=thread.channel, thread_id=thread.id,
+        deployment_key=deployment.key, deadline=thread.deadline,
+        message=message.as_json()), now)
     return (f"acknowledged {deployment.account_name}/{deployment.name} (deadline {thread.deadline}) {span}; "
             f"the thread is told at the next `retirewatch notify`")
 

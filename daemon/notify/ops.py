@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from daemon.notify.render import AlertView, MessageKind, render_alert
 from daemon.store import alerts
 from daemon.store.schema import AlertRow, PollFailureRow
 
@@ -18,17 +19,10 @@ def operational_message(title: str, lines: Sequence[str], key: str) -> dict[str,
     body = "\n".join(f"• {line}" for line in lines[:20])
     if len(lines) > 20:
         body += f"\n… and {len(lines) - 20} more"
-    text = f":wrench: retirewatch: {title}\n{body}"
-    return {
-        "text": text[:3900],
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": f"retirewatch: {title}"[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": body[:2900] or "-"}},
-        ],
-        "metadata": {"event_type": "model_retirement_alert",
-                     "event_payload": {"deployment_id": "", "deadline": "", "stage": OPERATIONAL,
-                                       "consequence": "", "alert_key": key, "kind": OPERATIONAL}},
-    }
+    view = AlertView(kind=MessageKind.OPERATIONAL, alert_key=key, stage=OPERATIONAL, consequence="",
+                     detail=f"{title}\n{body}")
+    message = render_alert(view, "")
+    return message.as_json()
 
 
 def raise_operational(session: Session, channel: str, now: datetime, problem: str, title: str,

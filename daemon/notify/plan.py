@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from daemon.config import Config
 from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess
 from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
-from daemon.notify.render import AlertView, MessageKind, RenderedMessage, render_alert, render_parent
+from daemon.notify.render import AlertView, MessageKind, render_alert, render_parent
 from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
@@ -132,7 +132,7 @@ class Planner:
         message = render_alert(view, self._portal)  # the full alert, mentions included: it opens the thread
         message.metadata["event_payload"]["parent"] = True
         if alerts.enqueue(session, alerts.NewAlert(
-                key=view.alert_key, kind=MessageKind.STAGE.value, channel=target.channel, message=_json(message),
+                key=view.alert_key, kind=MessageKind.STAGE.value, channel=target.channel, message=message.as_json(),
                 thread_id=thread.id, deployment_key=key, stage=step_key, deadline=assessment.strikes_on,
                 is_parent=True), now):
             report.count(MessageKind.STAGE.value)
@@ -143,7 +143,7 @@ class Planner:
                report: PlanReport) -> None:
         message = render_alert(replace(view, alert_key=alert_key), self._portal)
         if alerts.enqueue(session, alerts.NewAlert(
-                key=alert_key, kind=kind, channel=thread.channel, message=_json(message), thread_id=thread.id,
+                key=alert_key, kind=kind, channel=thread.channel, message=message.as_json(), thread_id=thread.id,
                 deployment_key=thread.deployment_key, stage=step_key, deadline=deadline, broadcast=broadcast), now):
             report.count(kind)
 
@@ -155,7 +155,7 @@ class Planner:
         message = render_parent(replace(view, alert_key=parent_key or view.alert_key), self._portal)
         if alerts.enqueue(session, alerts.NewAlert(
                 key=f"{thread.id}|parent|{thread.deadline}|{step_key}", kind="parent_update",
-                channel=thread.channel, message=_json(message), thread_id=thread.id,
+                channel=thread.channel, message=message.as_json(), thread_id=thread.id,
                 deployment_key=thread.deployment_key), now):
             report.count("parent_update")
 
@@ -261,8 +261,4 @@ def _sent_by_deadline(session: Session) -> dict[tuple[str, date | None], _Sent]:
         overdue = [date.fromisoformat(s.split("@", 1)[1]) for s in steps if s.startswith("overdue@")]
         result[key] = _Sent(frozenset(steps), max(overdue, default=None))
     return result
-
-
-def _json(message: RenderedMessage) -> dict[str, object]:
-    return {"text": message.text, "blocks": message.blocks, "metadata": message.metadata}
 

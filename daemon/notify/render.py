@@ -77,6 +77,10 @@ class RenderedMessage:
     blocks: list[dict[str, Any]] = field(hash=False)
     metadata: dict[str, Any] = field(hash=False)
 
+    def as_json(self) -> dict[str, Any]:
+        """The form the outbox stores and the deliverer sends."""
+        return {"text": self.text, "blocks": self.blocks, "metadata": self.metadata}
+
 
 _EMOJI = {"notice": ":information_source:", "warning": ":warning:", "urgent": ":large_orange_circle:",
           "critical": ":rotating_light:", "overdue": ":red_circle:"}
