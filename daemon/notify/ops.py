@@ -3,6 +3,7 @@ run it, posted to ``slack.fallback_channel`` (else the default channel), at most
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -52,6 +53,9 @@ def report_poll_failures(session: Session, channel: str, now: datetime, poll_id:
     if not failures:
         return False
     lines = [f"{f.operation} {f.target}: {f.status_code or '-'} {f.error}" for f in failures]
-    return raise_operational(session, channel, now, f"poll|{poll_id}",
+    # The same failures poll after poll are one problem: told once a day, not once per poll.
+    problem = hashlib.sha256("\n".join(sorted(f"{f.operation} {f.target} {f.status_code}" for f in failures))
+                             .encode()).hexdigest()[:16]
+    return raise_operational(session, channel, now, f"poll|{problem}",
                              f"poll {poll_id} could not read {len(failures)} source(s); kept their last known state",
                              lines)

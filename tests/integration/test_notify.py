@@ -214,3 +214,23 @@ def test_ack_silences_and_tells_the_thread(world: World, tmp_path: Path, capsys:
     assert [payload(m)["stage"] for m in mini][-1] == "critical"
     assert main(["alerts", "--status", "sent", *now]) == 0
     assert "acknowledged" in capsys.readouterr().out
+
+
+def test_poll_failures_raise_one_operational_alert_a_day(world: World) -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    from daemon.poll import run_poll
+    from tests.integration.world import SUB
+
+    world.arm.faults.forbid_subscription(SUB)
+    for hour in (0, 1):
+        world.clock.set(at(TODAY) + timedelta(hours=hour))
+        assert not run_poll(world.config, world.clock, world.sessions, credential=ManagedIdentityCredential()).ok
+        world.notify()
+    ops = world.slack.messages("#retirewatch-ops")
+    assert len(ops) == 1 and "AuthorizationFailed" in ops[0].text
+    assert len(world.slack.messages("#search")) == 2, "the last known inventory is still alerted on"
+    world.go_to(TODAY + timedelta(days=1))
+    run_poll(world.config, world.clock, world.sessions, credential=ManagedIdentityCredential())
+    world.notify()
+    assert len(world.slack.messages("#retirewatch-ops")) == 2
