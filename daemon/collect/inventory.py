@@ -27,6 +27,7 @@ from daemon.collect.parse import (
     account_record,
     catalog_record,
     deployment_record,
+    enum_text,
     merge_catalog,
     normalise_location,
 )
@@ -109,7 +110,7 @@ class InventoryCollector:
             raise CollectError(f"cannot list subscriptions: {outcome.failures[0].error}")
         return [
             Subscription(subscription_id=sub.subscription_id, display_name=sub.display_name,
-                         state=str(sub.state) if sub.state else None)
+                         state=enum_text(sub.state))
             for sub in outcome.items
             if sub.subscription_id
         ]

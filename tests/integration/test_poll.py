@@ -20,7 +20,7 @@ from daemon.emulators.arm import ArmEmulator, load_scenario
 from daemon.lifecycle import CatalogIndex, assess
 from daemon.poll import run_poll
 from daemon.store import queries
-from daemon.store.schema import CatalogModelRow, DeploymentRow, EventRow
+from daemon.store.schema import CatalogModelRow, DeploymentRow, EventRow, SubscriptionRow
 from tests.conftest import TODAY
 
 SUB_A, SUB_B, SUB_C = ("aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002",
@@ -107,6 +107,9 @@ def test_poll_reads_every_page_and_every_rule(arm: ArmEmulator, sessions: sessio
     assert (report.subscriptions, report.accounts, report.deployments) == (3, 3, 8)
     assert arm.tokens_issued >= 1
     assert arm.count("skipToken") > 0, "paging was not exercised"
+    with sessions() as session:
+        states = set(session.scalars(select(SubscriptionRow.state)))
+    assert states == {"Enabled"}, "Azure's spelling of the state, not the SDK enum's repr"
     # location models once per (subscription, location); account models only where a model was missing
     assert arm.count(f"{SUB_A}/providers/Microsoft.CognitiveServices/locations/eastus/models".lower()) >= 1
     assert arm.count("/accounts/acct-a/models") == 1 and arm.count("/accounts/acct-b/models") == 0
