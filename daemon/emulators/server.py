@@ -12,7 +12,8 @@ def serve(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None, nam
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+    # A short poll interval: stop() waits up to one interval, and tests start and stop many servers.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=name).start()
     return server
 
 

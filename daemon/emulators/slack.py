@@ -198,8 +198,8 @@ class SlackEmulator:
         self._ids = itertools.count(1)
         self._ca = ca or shared_ca()
         self._server: ThreadingHTTPServer | None = None
-        for name, channel_id in (channels or {}).items():
-            self._channels[name.lstrip("#")] = channel_id
+        self._configured = {name.lstrip("#"): channel_id for name, channel_id in (channels or {}).items()}
+        self._channels.update(self._configured)
 
     # -- life cycle ------------------------------------------------------------------------------------------------
 
@@ -288,6 +288,15 @@ class SlackEmulator:
             self._revoked = None
             self._rate = None
             self._buckets.clear()
+
+    def reset(self) -> None:
+        """Back to the state at start: the configured channels only, no messages, no calls, no faults (message
+        ``ts`` values keep increasing). Lets one running emulator serve many tests."""
+        with self._lock:
+            self.reset_faults()
+            self._messages.clear()
+            self._calls.clear()
+            self._channels = dict(self._configured)
 
     def _add(self, fault: _Fault) -> None:
         with self._lock:

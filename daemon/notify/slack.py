@@ -70,8 +70,10 @@ class SlackClient:
         token = token if token is not None else os.environ.get(ENV_TOKEN)
         if ssl_context is None and config.ca_bundle:
             ssl_context = ssl.create_default_context(cafile=config.ca_bundle)
+        # No retry handlers: slack_sdk's default re-sends a post whose connection dropped after Slack may have
+        # accepted it (a duplicate). The outbox retries instead, looking for the message first.
         self._client = WebClient(token=token, base_url=config.api_url, timeout=int(config.timeout_seconds),
-                                 ssl=ssl_context)
+                                 ssl=ssl_context, retry_handlers=[])
         self.has_token = bool(token)
 
     # -- writes --------------------------------------------------------------------------------------------------

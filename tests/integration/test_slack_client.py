@@ -79,3 +79,10 @@ def test_a_lost_answer_is_uncertain(slack: SlackEmulator) -> None:
     result = client(slack, timeout=1).post("#alerts", message("k"))
     assert result.verdict is Verdict.RETRY and result.uncertain
     assert len(slack.messages("#alerts")) == 1, "Slack accepted it even though the client never heard back"
+
+
+def test_a_dropped_connection_is_not_resent_by_the_client(slack: SlackEmulator) -> None:
+    slack.crash_after_accept("chat.postMessage", hang=0.2)
+    result = client(slack).post("#alerts", message("k"))
+    assert result.verdict is Verdict.RETRY and result.uncertain
+    assert len(slack.messages("#alerts")) == 1, "slack_sdk's default retry would have posted it twice"

@@ -21,10 +21,16 @@ SECTION = [{"type": "section", "text": {"type": "mrkdwn", "text": "*gpt-4o* reti
 METADATA = {"event_type": "model_retirement_alert", "event_payload": {"alert_key": "k1", "stage": "notice"}}
 
 
-@pytest.fixture
-def slack() -> Iterator[SlackEmulator]:
+@pytest.fixture(scope="module")
+def running() -> Iterator[SlackEmulator]:
     with SlackEmulator({"#alerts": ALERTS}) as emulator:
         yield emulator
+
+
+@pytest.fixture
+def slack(running: SlackEmulator) -> SlackEmulator:
+    running.reset()
+    return running
 
 
 def web(slack: SlackEmulator, token: str | None = "default", **kwargs: Any) -> WebClient:
@@ -40,7 +46,7 @@ def error_of(call: Any) -> SlackApiError:
 
 def test_auth_test(slack: SlackEmulator) -> None:
     answer = web(slack).auth_test()
-    assert answer["ok"] and {"url", "team", "user", "team_id", "user_id", "bot_id"} <= set(answer.data)  # type: ignore[arg-type]
+    assert answer["ok"] and {"url", "team", "user", "team_id", "user_id", "bot_id"} <= set(answer.data)
 
 
 def test_post_by_name_answers_the_channel_id_and_increasing_ts(slack: SlackEmulator) -> None:
