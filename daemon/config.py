@@ -145,6 +145,12 @@ class RouteConfig(_Section):
     mentions: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
+class TestingConfig(_Section):
+    # Lets --now far (more than 24 h) from the wall clock send and change alert state. For test rigs, the demo and
+    # emulator setups only: a rehearsal against a real workspace must never post.
+    allow_time_travel: bool = False
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -154,6 +160,7 @@ class Config(BaseModel):
     escalation: EscalationConfig = EscalationConfig()
     slack: SlackConfig = SlackConfig()
     routes: tuple[RouteConfig, ...] = ()
+    testing: TestingConfig = TestingConfig()
     source: str = "<defaults>"
 
 

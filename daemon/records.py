@@ -90,6 +90,11 @@ class CatalogModel:
     replacement_version: str | None = None
     auto_upgrade_start: date | None = None
     upgrade_lead_days: int | None = None
+    # A fine-tuned account model (``ada.1``) names the model it was trained from; that model's dates apply when
+    # the fine-tune has none of its own.
+    base_format: str | None = None
+    base_name: str | None = None
+    base_version: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
