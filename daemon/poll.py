@@ -13,7 +13,7 @@ from daemon.clock import Clock
 from daemon.collect.azure import AzureClients
 from daemon.collect.inventory import CollectError, InventoryCollector
 from daemon.config import Config
-from daemon.lifecycle import CatalogIndex, retirement_of
+from daemon.lifecycle import CatalogIndex, deployment_retirement
 from daemon.records import DeploymentObservation, Failure, SubscriptionInventory, location_scope
 from daemon.store.inventory import InventoryStore
 
@@ -48,7 +48,7 @@ def observe(inventory: SubscriptionInventory) -> list[DeploymentObservation]:
             # Not found is only "no catalog facts" when both lists that could name it were read.
             catalog_read = model is not None or (
                 location_scope(deployment.location) in read and deployment.account_id in read)
-            retirement, source = retirement_of(deployment, model)
+            retirement, source = deployment_retirement(deployment, index)
             observations.append(DeploymentObservation(
                 deployment=deployment,
                 catalog_read=catalog_read,

@@ -28,14 +28,21 @@ class StatusRow:
     retirement_date: str | None
     date_source: str | None
     date_status: str | None
+    date_model: str | None
     lifecycle_status: str | None
+    lifecycle: str | None
     consequence: str
     strikes_on: str | None
     days_left: int | None
+    struck: bool
+    date_pending: bool
     replacement_model: str | None
     replacement_version: str | None
     update_scope: str | None
     manual_migration: bool
+    fine_tune_retirement: str | None
+    provisioning_state: str | None
+    escalated: bool
     reason: str
 
 
@@ -52,11 +59,14 @@ def status_row(deployment: Deployment, assessment: Assessment) -> StatusRow:
         retirement_date=_iso(assessment.retirement_date),
         date_source=assessment.date_source.value if assessment.date_source else None,
         date_status=assessment.date_status.value if assessment.date_status else None,
-        lifecycle_status=assessment.lifecycle_status, consequence=assessment.consequence.value,
-        strikes_on=_iso(assessment.strikes_on), days_left=assessment.days_left,
+        date_model=assessment.date_model, lifecycle_status=assessment.lifecycle_status,
+        lifecycle=assessment.lifecycle, consequence=assessment.consequence.value,
+        strikes_on=_iso(assessment.strikes_on), days_left=assessment.days_left, struck=assessment.struck,
+        date_pending=assessment.date_pending,
         replacement_model=assessment.replacement_model, replacement_version=assessment.replacement_version,
         update_scope=assessment.update_scope.value if assessment.update_scope else None,
-        manual_migration=assessment.manual_migration, reason=assessment.reason,
+        manual_migration=assessment.manual_migration, fine_tune_retirement=_iso(assessment.fine_tune_retirement),
+        provisioning_state=deployment.provisioning_state, escalated=assessment.escalate, reason=assessment.reason,
     )
 
 
@@ -65,7 +75,7 @@ def status_rows(deployments: Iterable[Deployment], catalog: Iterable[CatalogMode
     """Assess every deployment; soonest consequence first, deployments with nothing scheduled last."""
     index = CatalogIndex(catalog)
     rows = [status_row(d, assess(d, index, today, overrides)) for d in deployments]
-    rows.sort(key=lambda r: (r.strikes_on is None, r.strikes_on or "", r.account.casefold(),
+    rows.sort(key=lambda r: (not r.struck and r.strikes_on is None, r.strikes_on or "", r.account.casefold(),
                              r.deployment.casefold()))
     return rows
 
@@ -94,16 +104,25 @@ _CONSEQUENCE_WORDS = {
 
 def _when(row: StatusRow) -> str:
     if row.days_left is None:
-        return "-"
+        return "already" if row.struck else "pending" if row.date_pending else "-"
     if row.days_left < 0:
         return f"{-row.days_left}d ago"
     return "today" if row.days_left == 0 else f"in {row.days_left}d"
 
 
 def _retires(row: StatusRow) -> str:
-    if not row.retirement_date:
-        return "no date"
-    return row.retirement_date + ("?" if row.date_status == "tentative" else "")
+    """The date, '?' when tentative, and the catalog's word for the model when it says a retirement is coming."""
+    day = row.retirement_date + ("?" if row.date_status == "tentative" else "") if row.retirement_date else ""
+    if row.lifecycle in ("retired", "retiring", "legacy: retirement coming"):
+        return f"{day} ({row.lifecycle})".strip() if day else row.lifecycle or ""
+    return day or "no date"
+
+
+def _what_happens(row: StatusRow) -> str:
+    words = _CONSEQUENCE_WORDS.get(row.consequence, row.consequence) + (" (manual)" if row.manual_migration else "")
+    if not row.escalated:
+        words += f" [{row.provisioning_state}: not alerted]"
+    return words
 
 
 def _replacement(row: StatusRow) -> str:
@@ -118,7 +137,7 @@ def to_table(rows: Sequence[StatusRow]) -> str:
                "RETIRES", "REPLACEMENT (SCOPE)")
     body = [
         (row.strikes_on or "-", _when(row),
-         _CONSEQUENCE_WORDS.get(row.consequence, row.consequence) + (" (manual)" if row.manual_migration else ""),
+         _what_happens(row),
          row.account, row.deployment, f"{row.model or '?'} {row.version or '?'}", row.sku or "-",
          row.upgrade_option or "(default)", _retires(row), _replacement(row))
         for row in rows

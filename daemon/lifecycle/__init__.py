@@ -7,7 +7,7 @@ from daemon.lifecycle.assess import (
     DateSource,
     DateStatus,
     assess,
-    is_provisioned,
+    deployment_retirement,
     replacement_of,
     retirement_of,
 )
@@ -20,6 +20,8 @@ from daemon.lifecycle.scope import (
     parse_model_name,
     parse_scope_overrides,
 )
+from daemon.lifecycle.skus import SkuFamily, azure_upgrades, is_provisioned, sku_family
+from daemon.lifecycle.words import lifecycle_words
 
 __all__ = [
     "Assessment",
@@ -29,12 +31,17 @@ __all__ = [
     "DateStatus",
     "ScopeOverride",
     "ScopeOverrides",
+    "SkuFamily",
     "UpdateScope",
     "assess",
+    "azure_upgrades",
     "classify_update",
+    "deployment_retirement",
     "is_provisioned",
+    "lifecycle_words",
     "parse_model_name",
     "parse_scope_overrides",
     "replacement_of",
     "retirement_of",
+    "sku_family",
 ]

@@ -1,14 +1,25 @@
 """What happens to a deployment and when (DOMAIN.md, "What happens at the deadline"). Pure: records and a date in,
 an :class:`Assessment` out.
 
-| deployment                                         | consequence      | strikes on                              |
-|----------------------------------------------------|------------------|-----------------------------------------|
-| provisioned SKU (any option)                       | outage (manual)  | retirement date                         |
-| NoAutoUpgrade, or an option this code does not know | outage           | retirement date                         |
-| OnceCurrentVersionExpired or no option, with target | forced-upgrade   | retirement - upgradeOnExpiryLeadTimeDays |
-| OnceNewDefaultVersionAvailable, with target        | auto-upgrade     | autoUpgradeStartDate, else retirement    |
-| an upgrade option but nothing to upgrade to        | outage           | retirement date                         |
-| no retirement date (and no auto-upgrade date)      | none             | -                                       |
+The date: the deployment's own SKU date (exact name), else a family-level SKU date (the catalog's ``provisioned``
+for every provisioned deployment type) or the model's inference date, whichever is earlier; a fine-tune without
+dates of its own takes its base model's. A date on or before today has struck: Azure acts at 00:00 UTC.
+
+| deployment                                                          | consequence     | strikes on           |
+|---------------------------------------------------------------------|-----------------|----------------------|
+| the catalog calls the model retired (``Deprecated``), no/past date  | outage, struck  | the date, or already |
+| not Azure OpenAI on a Standard-family SKU (provisioned, batch,      | outage (manual) | retirement           |
+| developer SKUs; partner and open models)                            |                 |                      |
+| NoAutoUpgrade, or an option this code does not know                 | outage          | retirement           |
+| nothing to upgrade to (none named, older, or retiring first)        | outage          | retirement           |
+| OnceNewDefaultVersionAvailable, autoUpgradeStartDate today or ahead | auto-upgrade    | autoUpgradeStartDate |
+| OnceNewDefaultVersionAvailable, start passed, still the old version | forced-upgrade  | retirement - lead    |
+| OnceNewDefaultVersionAvailable, no start date                       | auto-upgrade    | retirement           |
+| OnceCurrentVersionExpired, or no option                             | forced-upgrade  | retirement - lead    |
+| ``Legacy`` / ``Deprecating`` but no real date                       | as above        | pending (one notice) |
+| no retirement date                                                  | none            | -                    |
+
+"lead" is ``replacementConfig.upgradeOnExpiryLeadTimeDays``.
 """
 
 from __future__ import annotations
@@ -18,7 +29,9 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from daemon.lifecycle.catalog import CatalogIndex
-from daemon.lifecycle.scope import ScopeOverrides, UpdateScope, classify_update
+from daemon.lifecycle.scope import ScopeOverrides, UpdateScope, classify_update, compare_versions
+from daemon.lifecycle.skus import SkuFamily, azure_upgrades, family_level, sku_family
+from daemon.lifecycle.words import is_retired, lifecycle_words, retirement_announced
 from daemon.records import CatalogModel, Deployment, sku_key
 
 NO_DATE_FROM_YEAR = 2099
@@ -26,6 +39,7 @@ NO_AUTO_UPGRADE = "noautoupgrade"
 ONCE_EXPIRED = "oncecurrentversionexpired"
 ONCE_NEW_DEFAULT = "oncenewdefaultversionavailable"
 KNOWN_OPTIONS = frozenset({NO_AUTO_UPGRADE, ONCE_EXPIRED, ONCE_NEW_DEFAULT})
+INACTIVE_STATES = frozenset({"failed", "deleting", "canceled"})
 
 
 class Consequence(StrEnum):
@@ -43,6 +57,7 @@ class DateStatus(StrEnum):
 
 class DateSource(StrEnum):
     SKU = "sku"  # skus[].deprecationDate for the deployment's own SKU
+    SKU_FAMILY = "sku-family"  # a family-level SKU date (the catalog's "provisioned" for ProvisionedManaged)
     INFERENCE = "inference"  # deprecation.inference, the model's retirement date
 
 
@@ -54,35 +69,61 @@ class Assessment:
     retirement_date: date | None = None
     date_source: DateSource | None = None
     date_status: DateStatus | None = None
-    lifecycle_status: str | None = None
+    date_model: str | None = None  # "ada 1" when a fine-tune's dates come from its base model
+    lifecycle_status: str | None = None  # Azure's word, for machines
+    lifecycle: str | None = None  # the plain words a person reads ("retired", "retiring", ...)
     strikes_on: date | None = None
     days_left: int | None = None
+    struck: bool = False  # the consequence has taken effect (today or earlier; or the catalog says retired)
+    date_pending: bool = False  # a retirement is announced (Legacy / Deprecating) but has no date yet
+    catalog_says_retired: bool = False
     replacement_model: str | None = None
     replacement_version: str | None = None
+    replacement_refused: str | None = None  # why the catalog's replacement is not one (older, retires first)
     update_scope: UpdateScope | None = None
-    manual_migration: bool = False
+    manual_migration: bool = False  # Azure will not move it: the team migrates by hand
+    manual_reason: str | None = None
     upgrade_option_known: bool = True
     catalog_found: bool = True
+    fine_tuned: bool = False
+    fine_tune_retirement: date | None = None  # deprecation.fineTune: the last day to train on the model
+    escalate: bool = True  # False for deployments Azure reports Failed, Deleting or Canceled
 
-
-def is_provisioned(sku_name: str | None) -> bool:
-    """ProvisionedManaged, GlobalProvisionedManaged, DataZoneProvisionedManaged, or plain "provisioned"."""
-    return "provisioned" in sku_key(sku_name)
+    @property
+    def has_deadline(self) -> bool:
+        """Something for the escalation policy to act on: a date, a retirement already struck, or one announced."""
+        return self.consequence is not Consequence.NONE and (
+            self.strikes_on is not None or self.struck or self.date_pending)
 
 
 def _real_date(value: date | None) -> date | None:
     return None if value is None or value.year >= NO_DATE_FROM_YEAR else value
 
 
-def retirement_of(deployment: Deployment, model: CatalogModel | None) -> tuple[date | None, DateSource | None]:
-    """The deployment's own SKU date when the catalog gives one, else the model's inference retirement date."""
+def has_own_dates(model: CatalogModel) -> bool:
+    return bool(_real_date(model.inference_retirement)
+                or any(_real_date(sku.retirement_date) for sku in model.sku_retirements))
+
+
+def retirement_of(sku_name: str | None, model: CatalogModel | None) -> tuple[date | None, DateSource | None]:
+    """The exact SKU date when the catalog gives one; else the earlier of a family-level SKU date and the model's
+    inference date (Microsoft's own example: gpt-35-turbo 0301 lists Provisioned 2025-05-15 but retires
+    2025-04-30)."""
     if model is None:
         return None, None
-    wanted = sku_key(deployment.sku_name)
+    wanted, family = sku_key(sku_name), sku_family(sku_name)
+    family_date: date | None = None
     for sku in model.sku_retirements:
-        if sku_key(sku.sku_name) == wanted and _real_date(sku.retirement_date):
-            return sku.retirement_date, DateSource.SKU
+        day = _real_date(sku.retirement_date)
+        if day is None:
+            continue
+        if sku_key(sku.sku_name) == wanted:
+            return day, DateSource.SKU
+        if family is not SkuFamily.UNKNOWN and family_level(sku.sku_name) is family:
+            family_date = day if family_date is None else min(family_date, day)
     inference = _real_date(model.inference_retirement)
+    if family_date is not None and (inference is None or family_date <= inference):
+        return family_date, DateSource.SKU_FAMILY
     return (inference, DateSource.INFERENCE) if inference else (None, None)
 
 
@@ -111,52 +152,132 @@ def replacement_of(deployment: Deployment, model: CatalogModel | None,
     return None, None
 
 
+def refuse_replacement(deployment: Deployment, retirement: date | None, target_model: str, target_version: str | None,
+                       catalog: CatalogIndex) -> str | None:
+    """Why ``target`` cannot be what the deployment moves to, or None: a replacement is never older than the
+    deployed version and never retires before it."""
+    if compare_versions(deployment.model_version, target_version) == 1:
+        return f"{target_model} {target_version} is older than the deployed {deployment.model_version}"
+    target = catalog.find_model(deployment, deployment.model_format, target_model, target_version)
+    target_retires, _ = retirement_of(deployment.sku_name, target)
+    if target_retires is not None and retirement is not None and target_retires < retirement:
+        return f"{target_model} {target_version} retires first, on {target_retires}"
+    return None
+
+
+def dated_model(model: CatalogModel | None, base: CatalogModel | None) -> CatalogModel | None:
+    """The catalog entry whose dates apply: a fine-tune's own, else its base model's."""
+    return base if model is not None and base is not None and not has_own_dates(model) else model
+
+
+def deployment_retirement(deployment: Deployment, catalog: CatalogIndex) -> tuple[date | None, DateSource | None]:
+    model = catalog.find(deployment)
+    return retirement_of(deployment.sku_name, dated_model(model, catalog.base_of(deployment, model)))
+
+
 def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
            scope_overrides: ScopeOverrides | None = None) -> Assessment:
     model = catalog.find(deployment)
-    retirement, source = retirement_of(deployment, model)
+    base = catalog.base_of(deployment, model)
+    dated = dated_model(model, base)
+    retirement, source = retirement_of(deployment.sku_name, dated)
     target_model, target_version = replacement_of(deployment, model, catalog)
+    refused = None
+    if target_model:
+        refused = refuse_replacement(deployment, retirement, target_model, target_version, catalog)
+        if refused:
+            target_model = target_version = None
     option = (deployment.upgrade_option or "").casefold()
     known = not option or option in KNOWN_OPTIONS
+    upgradable = azure_upgrades(deployment.model_format, deployment.sku_name)
+    lifecycle = model.lifecycle_status if model else None
+    target_skus = catalog.sku_names(deployment, target_model, target_version) if target_model else None
     common = {
         "deployment_id": deployment.id, "retirement_date": retirement, "date_source": source,
-        "date_status": date_status_of(model) if retirement else None,
-        "lifecycle_status": model.lifecycle_status if model else None,
-        "replacement_model": target_model, "replacement_version": target_version,
+        "date_status": date_status_of(dated) if retirement else None,
+        "date_model": f"{dated.name} {dated.version}" if dated is not None and dated is not model else None,
+        "lifecycle_status": lifecycle, "lifecycle": lifecycle_words(lifecycle),
+        "replacement_model": target_model, "replacement_version": target_version, "replacement_refused": refused,
         "update_scope": classify_update(deployment.model_name, deployment.model_version, target_model,
-                                        target_version, scope_overrides or ()) if target_model else None,
-        "manual_migration": is_provisioned(deployment.sku_name), "upgrade_option_known": known,
-        "catalog_found": model is not None,
+                                        target_version, scope_overrides or (), from_sku=deployment.sku_name,
+                                        target_skus=target_skus) if target_model else None,
+        "manual_migration": not upgradable, "manual_reason": None if upgradable else _manual_reason(deployment),
+        "upgrade_option_known": known, "catalog_found": model is not None,
+        "fine_tuned": base is not None or ".ft-" in (deployment.model_name or "").casefold(),
+        "fine_tune_retirement": _real_date((model.fine_tune_retirement if model else None)
+                                           or (base.fine_tune_retirement if base else None)),
+        "escalate": (deployment.provisioning_state or "").casefold() not in INACTIVE_STATES,
     }
-    consequence, strikes_on, reason = _consequence(deployment, model, retirement, target_model is not None, known)
-    days_left = (strikes_on - today).days if strikes_on else None
-    return Assessment(consequence=consequence, strikes_on=strikes_on, days_left=days_left, reason=reason,
-                      **common)  # type: ignore[arg-type]
-
-
-def _consequence(deployment: Deployment, model: CatalogModel | None, retirement: date | None, has_target: bool,
-                 known_option: bool) -> tuple[Consequence, date | None, str]:
-    option = (deployment.upgrade_option or "").casefold()
     if model is None:
-        return Consequence.NONE, None, "model not in the catalog: no retirement date known"
+        return Assessment(consequence=Consequence.NONE, reason="model not in the catalog: no retirement date known",
+                          **common)  # type: ignore[arg-type]
+    retired = is_retired(lifecycle)
+    if retired and (retirement is None or retirement <= today):
+        return Assessment(consequence=Consequence.OUTAGE, strikes_on=retirement, struck=True,
+                          days_left=(retirement - today).days if retirement else None,
+                          reason="the catalog calls this model retired: calls to it fail (HTTP 410)",
+                          **common)  # type: ignore[arg-type]
+    consequence, strikes_on, reason = _consequence(deployment, model, retirement, today, refused,
+                                                   target_model is not None, known, upgradable)
+    pending = strikes_on is None and retirement_announced(lifecycle)
+    if pending:  # what will happen once a date is set: the same rules, with any date
+        consequence, _, then = _consequence(deployment, model, date.max, today, refused, target_model is not None,
+                                            known, upgradable)
+        reason = f"retirement announced ({lifecycle_words(lifecycle)}), date pending; then: {then}"
+    elif retired:
+        reason += "; the catalog already calls it retired"
+    return Assessment(consequence=consequence, strikes_on=strikes_on,
+                      days_left=(strikes_on - today).days if strikes_on else None,
+                      struck=strikes_on is not None and strikes_on <= today, date_pending=pending,
+                      catalog_says_retired=retired, reason=reason, **common)  # type: ignore[arg-type]
+
+
+def _manual_reason(deployment: Deployment) -> str:
+    family = sku_family(deployment.sku_name)
+    if (deployment.model_format or "").casefold() != "openai":
+        return f"{deployment.model_format or 'this'} models are never upgraded by Azure: the migration is manual"
+    if family is SkuFamily.PROVISIONED:
+        return "provisioned deployments are never upgraded by Azure: migrate in place or side by side"
+    if family is SkuFamily.BATCH:
+        return "batch deployments are never upgraded by Azure: deploy the replacement side by side"
+    if family is SkuFamily.DEVELOPER:
+        return "developer deployments are never upgraded by Azure: redeploy on the replacement"
+    return (f"SKU {deployment.sku_name or '(none)'} is not one Azure is known to upgrade: read as never upgraded by "
+            "Azure, the migration is manual")
+
+
+def _consequence(deployment: Deployment, model: CatalogModel, retirement: date | None, today: date,
+                 refused: str | None, has_target: bool, known_option: bool,
+                 upgradable: bool) -> tuple[Consequence, date | None, str]:
+    option = (deployment.upgrade_option or "").casefold()
     auto_start = _real_date(model.auto_upgrade_start)
-    if retirement is None and not (option == ONCE_NEW_DEFAULT and auto_start and has_target):
+    start_ahead = auto_start is not None and auto_start >= today
+    if retirement is None and not (option == ONCE_NEW_DEFAULT and start_ahead and has_target and upgradable):
         return Consequence.NONE, None, "no retirement date announced"
-    if is_provisioned(deployment.sku_name):
-        return Consequence.OUTAGE, retirement, "provisioned SKUs are never auto-upgraded: stops at retirement"
+    if not upgradable:
+        return Consequence.OUTAGE, retirement, f"{_manual_reason(deployment)}; stops at retirement"
     if not known_option:
         return (Consequence.OUTAGE, retirement,
                 f"unknown upgrade option {deployment.upgrade_option!r}: read as NoAutoUpgrade, stops at retirement")
     if option == NO_AUTO_UPGRADE:
         return Consequence.OUTAGE, retirement, "NoAutoUpgrade: stops answering at retirement"
     if not has_target:
-        return Consequence.OUTAGE, retirement, "no replacement to upgrade to: stops answering at retirement"
+        why = f" ({refused})" if refused else ""
+        return Consequence.OUTAGE, retirement, f"no replacement to upgrade to{why}: stops answering at retirement"
     if option == ONCE_NEW_DEFAULT:
-        if auto_start and (retirement is None or auto_start < retirement):
+        if auto_start is not None and start_ahead and (retirement is None or auto_start < retirement):
             return Consequence.AUTO_UPGRADE, auto_start, "OnceNewDefaultVersionAvailable: upgraded from the new default"
-        return Consequence.AUTO_UPGRADE, retirement, "OnceNewDefaultVersionAvailable: upgraded at retirement at latest"
+        if auto_start is None or retirement is None or auto_start >= retirement:
+            return (Consequence.AUTO_UPGRADE, retirement,
+                    "OnceNewDefaultVersionAvailable: upgraded at retirement at latest")
+        why = f"the auto-upgrade window opened on {auto_start} and it still runs this version"
+        return Consequence.FORCED_UPGRADE, _lead(retirement, model), f"{why}: Azure upgrades it at retirement"
     assert retirement is not None
     lead = max(0, model.upgrade_lead_days or 0)
-    strikes = retirement - timedelta(days=lead)
     why = "upgraded at retirement" if not lead else f"upgraded {lead} days before retirement"
-    return Consequence.FORCED_UPGRADE, strikes, f"{deployment.upgrade_option or 'no upgrade option'}: {why}"
+    option_text = deployment.upgrade_option or "no upgrade option"
+    return Consequence.FORCED_UPGRADE, _lead(retirement, model), f"{option_text}: {why}"
+
+
+def _lead(retirement: date, model: CatalogModel) -> date:
+    return retirement - timedelta(days=max(0, model.upgrade_lead_days or 0))

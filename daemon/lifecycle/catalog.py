@@ -27,11 +27,27 @@ class CatalogIndex:
 
     def find(self, deployment: Deployment) -> CatalogModel | None:
         """The catalog entry for the deployment's model version, or None when neither list names it."""
+        return self.find_model(deployment, deployment.model_format, deployment.model_name, deployment.model_version)
+
+    def find_model(self, deployment: Deployment, model_format: str | None, name: str | None,
+                   version: str | None) -> CatalogModel | None:
+        """Another model version, looked up where the deployment's own model would be."""
         for scope in self.scopes_of(deployment):
-            found = self.get(scope, deployment.model_format, deployment.model_name, deployment.model_version)
+            found = self.get(scope, model_format, name, version)
             if found is not None:
                 return found
         return None
+
+    def base_of(self, deployment: Deployment, model: CatalogModel | None) -> CatalogModel | None:
+        """The model a fine-tune was trained from (``baseModel``), when the catalog names and lists it."""
+        if model is None or not model.base_name:
+            return None
+        return self.find_model(deployment, model.base_format or model.format, model.base_name, model.base_version)
+
+    def sku_names(self, deployment: Deployment, name: str | None, version: str | None) -> tuple[str, ...] | None:
+        """The SKU names the catalog lists for a model version (None when it is not listed)."""
+        found = self.find_model(deployment, deployment.model_format, name, version)
+        return tuple(sku.sku_name for sku in found.sku_retirements) if found is not None else None
 
     def default_version(self, scope: str, model_format: str | None, name: str | None) -> CatalogModel | None:
         fmt, model_name, _ = model_key(model_format, name, None)

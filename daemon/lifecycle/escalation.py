@@ -189,6 +189,7 @@ class Reason(StrEnum):
     NOT_YET = "not_yet"
     NO_CONSEQUENCE = "no_consequence"
     NO_DEADLINE = "no_deadline"
+    NOT_ESCALATED = "not_escalated"  # Azure reports the deployment Failed, Deleting or Canceled
     SILENCED = "silenced"
 
 
@@ -215,9 +216,10 @@ class Decision:
 
 
 def current_step(steps: tuple[Step, ...], days_left: int, today: date) -> Step | None:
-    """The latest step entered: ``overdue`` (dated today) when ``days_left < 0``, else the last step whose
-    threshold is ``>= days_left``; ``None`` when no threshold is reached yet."""
-    if days_left < 0:
+    """The latest step entered: ``overdue`` (dated today) from the day the consequence strikes (``days_left <= 0``:
+    Azure acts at 00:00 UTC on the listed day), else the last step whose threshold is ``>= days_left``; ``None``
+    when no threshold is reached yet."""
+    if days_left <= 0:
         return next((Step(s.stage, s.days, today) for s in steps if s.stage is Stage.OVERDUE), None)
     entered = [s for s in steps if s.days is not None and s.days >= days_left]
     return entered[-1] if entered else None
@@ -251,7 +253,7 @@ def _last_overdue(sent: list[Step], last_overdue: date | None) -> date | None:
 
 def is_silenced(
     stage: Stage, policy: EscalationPolicy, today: date, *, acked: bool, ack_until: date | None,
-    acked_on: date | None = None, stage_began: date | None = None,
+    acked_on: date | None = None, stage_began: date | None = None, stage_began_unknown: bool = False,
 ) -> bool:
     """An ack mutes alerts indefinitely when ``acked`` without a date, else while ``today < ack_until`` (alerts
     resume on ``ack_until`` itself). An unsilenceable stage breaks through an ack given *before* it began (the
@@ -261,16 +263,18 @@ def is_silenced(
     if not active:
         return False
     if stage in policy.unsilenceable:
+        if stage_began_unknown:  # retired with no date: any ack is the team answering
+            return acked_on is not None
         return acked_on is not None and stage_began is not None and acked_on >= stage_began
     return True
 
 
 def stage_began(step: Step, days_left: int, today: date) -> date:
-    """The day the deadline entered ``step``: the day after it struck for overdue, else when the days left
-    reached the step's threshold."""
+    """The day the deadline entered ``step``: the day it struck for overdue, else when the days left reached the
+    step's threshold."""
     strikes_on = today + timedelta(days=days_left)
     if step.stage is Stage.OVERDUE or step.days is None:
-        return strikes_on + timedelta(days=1)
+        return strikes_on
     return strikes_on - timedelta(days=step.days)
 
 
@@ -286,17 +290,31 @@ def decide(
     acked: bool = False,
     ack_until: date | None = None,
     acked_on: date | None = None,
+    struck: bool = False,
+    date_pending: bool = False,
+    escalate: bool = True,
 ) -> Decision:
     """Decide whether the current step of one deadline is due today (the contract: module docstring).
 
-    The chain, in order: no consequence -> no deadline -> not yet -> already sent / later step sent /
-    repeat not due -> silenced -> due (first alert, escalated, overdue repeat).
+    Without a date, a deadline that has already struck (the catalog calls the model retired) is overdue, and a
+    retirement announced without a date gets one ``notice``.
+
+    The chain, in order: no consequence -> not escalated -> no deadline -> not yet -> already sent / later step
+    sent / repeat not due -> silenced -> due (first alert, escalated, overdue repeat).
     """
     if consequence in NO_CONSEQUENCE:
         return Decision(None, Reason.NO_CONSEQUENCE)
-    if days_left is None:
+    if not escalate:
+        return Decision(None, Reason.NOT_ESCALATED)
+    undated = days_left is None
+    if undated and struck:
+        step: Step | None = Step(Stage.OVERDUE, None, today)
+    elif undated and date_pending:
+        step = Step(Stage.NOTICE, None)
+    elif days_left is None:
         return Decision(None, Reason.NO_DEADLINE)
-    step = current_step(policy.steps_for(consequence, scope), days_left, today)
+    else:
+        step = current_step(policy.steps_for(consequence, scope), days_left, today)
     if step is None:
         return Decision(None, Reason.NOT_YET)
     sent = [s for s in (_parse_key(k) for k in sent_keys) if s is not None]
@@ -308,8 +326,9 @@ def decide(
             return Decision(step, Reason.REPEAT_NOT_DUE)
     elif any(s.order >= step.order for s in sent):
         return Decision(step, Reason.LATER_STEP_SENT)
+    began = stage_began(step, days_left, today) if days_left is not None else None
     if is_silenced(step.stage, policy, today, acked=acked, ack_until=ack_until, acked_on=acked_on,
-                   stage_began=stage_began(step, days_left, today)):
+                   stage_began=began, stage_began_unknown=undated):
         return Decision(step, Reason.SILENCED)
     if step.stage is Stage.OVERDUE and last is not None:
         return Decision(step, Reason.OVERDUE_REPEAT)

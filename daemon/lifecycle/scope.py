@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -114,8 +114,16 @@ def _generic(text: str) -> ModelName | None:
     return None
 
 
+def compare_versions(a: str | None, b: str | None) -> int | None:
+    """-1, 0 or 1 for date-like versions (``2024-05-13``), None when they cannot be compared."""
+    if not a or not b or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", a) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", b):
+        return None
+    return (a > b) - (a < b)
+
+
 def classify_update(from_name: str | None, from_version: str | None, to_name: str | None,
-                    to_version: str | None, overrides: ScopeOverrides = ()) -> UpdateScope:
+                    to_version: str | None, overrides: ScopeOverrides = (), *, from_sku: str | None = None,
+                    target_skus: Sequence[str] | None = None) -> UpdateScope:
     """The scope of moving ``from_name from_version`` to ``to_name to_version``; overrides are consulted first."""
     if not from_name or not to_name:
         return UpdateScope.UNKNOWN

@@ -96,6 +96,8 @@ class Planner:
         ack = acks.get((key, deadline))
         decision = decide(self._policy, consequence=assessment.consequence.value, scope=scope,
                           days_left=assessment.days_left, today=today, sent_keys=already.keys,
+                          struck=assessment.struck, date_pending=assessment.date_pending,
+                          escalate=assessment.escalate,
                           last_overdue=already.last_overdue, acked=ack is not None,
                           ack_until=ack.until if ack else None,
                           acked_on=ack.created_at.date() if ack else None)
@@ -239,7 +241,9 @@ class Planner:
             replacement_model=assessment.replacement_model, replacement_version=assessment.replacement_version,
             update_scope=assessment.update_scope.value if assessment.update_scope else None,
             manual_migration=assessment.manual_migration, mentions=tuple(target.mentions.get(stage or "", ())),
-            detail=None, alert_key=alert_key)
+            detail=None, alert_key=alert_key, manual_reason=assessment.manual_reason,
+            lifecycle=assessment.lifecycle, struck=assessment.struck, date_pending=assessment.date_pending,
+            date_model=assessment.date_model, replacement_refused=assessment.replacement_refused)
 
 
 def _why_resolved(assessment: Assessment, thread: AlertThreadRow) -> str:

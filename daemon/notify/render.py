@@ -69,6 +69,12 @@ class AlertView:
     manual_migration: bool = False
     mentions: tuple[str, ...] = ()
     detail: str | None = None
+    manual_reason: str | None = None  # why Azure will not move it (provisioned, partner model, batch...)
+    lifecycle: str | None = None  # plain words: "retired", "retiring", "legacy: retirement coming"
+    struck: bool = False  # the consequence has taken effect
+    date_pending: bool = False  # a retirement is announced without a date
+    date_model: str | None = None  # the base model whose dates a fine-tune inherits
+    replacement_refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,8 @@ _SCOPE_WORDS = {
     "deployment-option-change": "a deployment option change (e.g. Standard to Provisioned: capacity, cost)",
     "unknown": "an update of unknown scope (read the release notes before it lands)",
 }
-_SOURCE_WORDS = {"sku": "the per-SKU retirement date{sku}", "inference": "the model's retirement date"}
+_SOURCE_WORDS = {"sku": "the per-SKU retirement date{sku}", "inference": "the model's retirement date",
+                 "sku-family": "the retirement date Microsoft lists for this SKU family{sku}"}
 _STATUS_WORDS = {"confirmed": "confirmed by Microsoft", "unconfirmed": "not confirmed by Microsoft"}
 
 
@@ -130,9 +137,9 @@ def _day(value: date | None) -> str:
     return value.isoformat() if value is not None else "(no date announced)"
 
 
-def in_days(days_left: int | None) -> str:
+def in_days(days_left: int | None, *, pending: bool = False) -> str:
     if days_left is None:
-        return "no date announced"
+        return "date pending" if pending else "no date announced"
     if days_left in (0, 1):
         return ("today", "tomorrow")[days_left]
     if days_left > 0:
@@ -148,7 +155,11 @@ def _replacement(view: AlertView) -> str:
 
 def consequence_sentence(view: AlertView) -> str:
     """What happens at the deadline, in plain words (past tense once it has struck)."""
-    day, past = _day(view.strikes_on or view.retirement_date), (view.days_left or 0) < 0
+    day, past = _day(view.strikes_on or view.retirement_date), view.struck
+    if view.consequence == "outage" and view.struck and view.strikes_on is None:
+        return "this deployment no longer answers: Microsoft has retired the model (requests fail with HTTP 410)"
+    if view.date_pending:
+        day = "the retirement date, once Microsoft sets it"
     if view.consequence == "outage":
         verb = "stopped" if past else "stops"
         return f"this deployment {verb} answering on {day} (requests fail with HTTP 410)"
@@ -168,6 +179,8 @@ def _date_sentence(view: AlertView) -> str | None:
     source = "the retirement date"
     if view.date_source:
         source = _SOURCE_WORDS.get(view.date_source, f"a {view.date_source} date").format(sku=sku)
+    if view.date_model:
+        source += f" of the base model {_name(view.date_model)}"
     if view.date_status == "tentative":
         return f"Tentative date: this is {source}, which Microsoft marks as tentative; it may still move."
     status = _STATUS_WORDS.get(view.date_status or "", view.date_status or "status unknown")
@@ -188,17 +201,26 @@ def situation(view: AlertView) -> list[str]:
     """The paragraphs that describe the deployment's deadline today."""
     what = (_model(view) or "an unknown model") + (f" (SKU {_name(view.sku)})" if view.sku else "")
     retires = "has no retirement date yet"
+    if view.date_pending:
+        retires = f"is {view.lifecycle or 'retiring'}: retirement announced, date not set yet"
+    elif view.struck and view.retirement_date is None:
+        retires = "Microsoft has retired"
     if view.retirement_date:
         retires = f"retires on {_day(view.retirement_date)}"
     lead = f"Deployment {_name(view.deployment)} runs {what}, which {retires}."
     if view.strikes_on and view.retirement_date and view.strikes_on < view.retirement_date:
         lead += f" The change comes earlier, on {_day(view.strikes_on)}."
     paragraphs = [lead]
+    if view.retirement_date and view.lifecycle == "retired":
+        lead += " Microsoft's catalog already lists the model as retired."
     if view.consequence in _SHORT_CONSEQUENCE:
-        paragraphs.append(f"{in_days(view.days_left).capitalize()}: {consequence_sentence(view)}.")
+        when = in_days(view.days_left, pending=view.date_pending).capitalize()
+        paragraphs.append(f"{when}: {consequence_sentence(view)}.")
     if view.manual_migration:
-        paragraphs.append("Provisioned deployments are never upgraded by Azure: the migration is manual "
-                          "(in place or side by side).")
+        manual = view.manual_reason or "Azure will not upgrade it: the migration is manual"
+        paragraphs.append(f"{manual[:1].upper()}{manual[1:]}.")
+    if view.replacement_refused:
+        paragraphs.append(f"The catalog's replacement does not qualify: {view.replacement_refused}.")
     if view.replacement_model or view.update_scope:
         scope = _SCOPE_WORDS.get(view.update_scope or "unknown", f"a {view.update_scope} update")
         paragraphs.append(f"Replacement: {_replacement(view)}, {scope}.")
@@ -221,7 +243,10 @@ def headline(view: AlertView, *, parent: bool = False) -> tuple[str, str]:
         return emoji, f"{words}: {about}"
     stage = view.stage or "notice"
     short = _SHORT_CONSEQUENCE.get(view.consequence, "retirement")
-    when = f"since {_day(view.strikes_on)}" if (view.days_left or 0) < 0 else in_days(view.days_left)
+    if view.struck:
+        when = f"since {_day(view.strikes_on)}" if view.strikes_on else "already"
+    else:
+        when = in_days(view.days_left, pending=view.date_pending)
     return _EMOJI.get(stage, ":calendar:"), f"{stage.capitalize()}: {short} {when}: {subject}"
 
 

@@ -107,15 +107,17 @@ def test_two_hundred_days(database_url: str) -> None:
             sequences[p["deployment_id"].rsplit("/", 1)[-1]].append(describe(p))
 
         assert sequences["steady"] == ["notice", "warning", "urgent", "critical@7", "critical@1",
-                                       f"overdue@{d(151)}", f"overdue@{d(152)}", f"overdue@{d(153)}",
-                                       f"overdue@{d(154)}", "resolved"]
+                                       f"overdue@{d(150)}", f"overdue@{d(151)}", f"overdue@{d(152)}",
+                                       f"overdue@{d(153)}", f"overdue@{d(154)}", "resolved"]
+        # The auto-upgrade window opens on day 50 (told that day); from day 51, still on o1, its deadline is the
+        # retirement on day 120 (a forced upgrade, 69 days out: notice), until Azure upgrades it on day 53.
         assert sequences["auto"] == ["notice", "warning", "urgent", "acknowledged", "critical@7", "critical@1",
-                                     f"overdue@{d(51)}", f"overdue@{d(52)}", "version_changed", "resolved"]
+                                     f"overdue@{d(50)}", "date_moved:notice", "version_changed", "resolved"]
         assert sequences["moving"] == ["notice", "resolved",  # the date moved beyond the horizon: risk gone
                                        "notice", "date_moved:warning", "urgent", "critical@7",
                                        "version_changed", "resolved"]
-        assert sequences["late"] == ["critical@7", "critical@1", f"overdue@{d(106)}", f"overdue@{d(107)}",
-                                     "acknowledged", "resolved"]
+        assert sequences["late"] == ["critical@7", "critical@1", f"overdue@{d(105)}", f"overdue@{d(106)}",
+                                     f"overdue@{d(107)}", "acknowledged", "resolved"]
 
         keys = [payload(m)["alert_key"] for m in messages]
         assert len(keys) == len(set(keys)), "a message was sent twice"

@@ -85,7 +85,7 @@ def test_default_steps() -> None:
     [
         (200, None), (91, None), (90, "notice"), (31, "notice"), (30, "warning"), (15, "warning"),
         (14, "urgent"), (8, "urgent"), (7, "critical@7"), (2, "critical@7"), (1, "critical@1"),
-        (0, "critical@1"), (-1, "overdue@2026-03-01"), (-40, "overdue@2026-03-01"),
+        (0, "overdue@2026-03-01"), (-1, "overdue@2026-03-01"), (-40, "overdue@2026-03-01"),
     ],
 )
 def test_current_step_by_days_left(days_left: int, expected: str | None) -> None:
@@ -127,21 +127,22 @@ def test_each_stage_once_critical_twice_overdue_daily() -> None:
     alerts = walk(DEFAULT, 120, 124)
     assert [(d, k) for d, k, _ in alerts] == [
         (90, "notice"), (30, "warning"), (14, "urgent"), (7, "critical@7"), (1, "critical@1"),
-        (-1, "overdue@2026-06-30"), (-2, "overdue@2026-07-01"), (-3, "overdue@2026-07-02"),
-    ]
-    reasons = [Reason.FIRST_ALERT] + [Reason.ESCALATED] * 5 + [Reason.OVERDUE_REPEAT] * 2
+        (0, "overdue@2026-06-29"), (-1, "overdue@2026-06-30"), (-2, "overdue@2026-07-01"),
+        (-3, "overdue@2026-07-02"),
+    ]  # the retirement day itself is overdue: Azure acts at 00:00 UTC on the listed day
+    reasons = [Reason.FIRST_ALERT] + [Reason.ESCALATED] * 5 + [Reason.OVERDUE_REPEAT] * 3
     assert [r for _, _, r in alerts] == reasons
 
 
 def test_late_first_appearance_then_continues() -> None:
     alerts = walk(DEFAULT, 10, 12)
     assert [(d, k) for d, k, _ in alerts] == [(10, "urgent"), (7, "critical@7"), (1, "critical@1"),
-                                              (-1, "overdue@2026-03-12")]
+                                              (0, "overdue@2026-03-11"), (-1, "overdue@2026-03-12")]
 
 
 def test_overdue_repeat_every_three_days() -> None:
     policy = policy_from_config(EscalationConfig(overdue_repeat_days=3))
-    alerts = walk(policy, 0, 9)
+    alerts = walk(policy, 1, 9)
     assert [k for _, k, _ in alerts] == ["critical@1", "overdue@2026-03-02", "overdue@2026-03-05",
                                          "overdue@2026-03-08"]
 

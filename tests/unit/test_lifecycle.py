@@ -107,7 +107,7 @@ def test_tentative_unknown_status_and_provisioned_is_manual() -> None:
     odd = CatalogIndex([replace(GPT4O, deprecation_status="Rumoured")])
     assert assess(dep(), odd, TODAY).date_status is DateStatus.UNCONFIRMED
     provisioned = assess(dep(sku="ProvisionedManaged"), INDEX, TODAY)
-    assert provisioned.manual_migration and "never auto-upgraded" in provisioned.reason
+    assert provisioned.manual_migration and "never upgraded by Azure" in provisioned.reason
 
 
 def test_unknown_values_are_kept_not_fatal() -> None:

@@ -41,8 +41,10 @@ AUTO = dataclasses.replace(OUTAGE, upgrade_option="OnceNewDefaultVersionAvailabl
                            consequence="auto-upgrade", strikes_on=date(2026, 3, 9), days_left=40,
                            stage="notice", update_scope="minor-version")
 PROVISIONED = dataclasses.replace(OUTAGE, sku="GlobalProvisionedManaged",
-                                  upgrade_option="OnceNewDefaultVersionAvailable", manual_migration=True)
-OVERDUE = dataclasses.replace(OUTAGE, stage="overdue", days_left=-3, alert_key="k|overdue@2026-04-03")
+                                  upgrade_option="OnceNewDefaultVersionAvailable", manual_migration=True,
+                                  manual_reason="provisioned deployments are never upgraded by Azure: migrate in "
+                                                "place or side by side")
+OVERDUE = dataclasses.replace(OUTAGE, stage="overdue", days_left=-3, struck=True, alert_key="k|overdue@2026-04-03")
 
 
 def block_text(message: RenderedMessage) -> str:
@@ -71,7 +73,7 @@ def all_block_chars(message: RenderedMessage) -> int:
         (AUTO, ["Notice: auto-upgrade in 40 days",
                 "Azure will auto-upgrade it to gpt-5.1 2025-11-13 from 2026-03-09 (untested change)",
                 "a minor version update"]),
-        (PROVISIONED, ["never upgraded by Azure: the migration is manual (in place or side by side)",
+        (PROVISIONED, ["Provisioned deployments are never upgraded by Azure: migrate in place or side by side.",
                        "SKU GlobalProvisionedManaged"]),
         (OVERDUE, ["Overdue: outage since 2026-03-31",
                    "3 days ago: this deployment stopped answering on 2026-03-31"]),
@@ -79,7 +81,17 @@ def all_block_chars(message: RenderedMessage) -> int:
                              date_status=None),
          ["Azure will auto-upgrade it to the replacement Azure chooses (not announced yet)"]),
         (dataclasses.replace(OUTAGE, days_left=1), ["Tomorrow: this deployment stops answering"]),
-        (dataclasses.replace(OUTAGE, days_left=0), ["Today: this deployment stops answering"]),
+        (dataclasses.replace(OUTAGE, days_left=0, struck=True, stage="overdue"),
+         ["Overdue: outage since 2026-03-31", "Today: this deployment stopped answering on 2026-03-31"]),
+        (dataclasses.replace(OUTAGE, retirement_date=None, strikes_on=None, days_left=None, date_pending=True,
+                             lifecycle="legacy: retirement coming", stage="notice", date_source=None,
+                             date_status=None),
+         ["Notice: outage date pending", "is legacy: retirement coming: retirement announced, date not set yet",
+          "Date pending: this deployment stops answering on the retirement date, once Microsoft sets it"]),
+        (dataclasses.replace(OUTAGE, retirement_date=None, strikes_on=None, days_left=None, struck=True,
+                             lifecycle="retired", stage="overdue", date_source=None, date_status=None),
+         ["Overdue: outage already", "which Microsoft has retired",
+          "this deployment no longer answers: Microsoft has retired the model (requests fail with HTTP 410)"]),
     ],
 )
 def test_stage_alert_says_it_in_plain_words(view: AlertView, sentences: list[str]) -> None:
