@@ -160,9 +160,11 @@ def test_the_emulator_serves_the_examples_verbatim(arm: ArmEmulator) -> None:
         reader = clients.arm()
         assert reader.list(LOCATION_MODELS) == example("ListLocationModels.response.json")
         assert reader.list(f"{ACCOUNT_ID}/models") == example("ListAccountModels.response.json")
+        assert clients.requests.count == len(arm.requests) == 6, "every page through the counting hook"
     finally:
         clients.close()
-    assert arm.count("skipToken") >= 4, "both lists came in pages"
+    assert arm.count("skipToken") == 4, "both lists came in pages"
+    assert all(r.query["api-version"] == ["2025-09-01"] for r in arm.requests)
 
 
 def test_a_poll_stores_microsofts_catalog_field_by_field(arm: ArmEmulator, sessions: sessionmaker[Session],

@@ -246,6 +246,38 @@ def test_an_unidentifiable_deployment_keeps_the_rest_and_removes_nothing(
     assert all(row.removed_at is None for row in rows.values())
 
 
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (lambda page: page.update(nextLink="https://elsewhere.example/subscriptions?$skipToken=2"),
+         "malformed response: nextLink leaves https://127.0.0.1:"),
+        (lambda page: page.update(value={"name": "chat"}), "malformed response: 'value' is not a list"),
+        (lambda page: page.update(nextLink=7), "malformed response: nextLink is not a URL"),
+    ],
+    ids=["next-link-to-another-host", "value-not-a-list", "next-link-not-text"],
+)
+def test_a_list_page_of_the_wrong_shape_fails_that_list(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                        database_url: str, clock: FixedClock, edit: Any,
+                                                        error: str) -> None:
+    arm.faults.mangle("/accounts/acct-a/deployments", edit, times=1)
+    report = run_poll(config_for(arm, database_url, subscriptions=[SUB_A]), clock, sessions)
+    assert [(f.operation, f.target.rsplit("/", 1)[-1]) for f in report.failures] == [("list-deployments", "acct-a")]
+    assert report.failures[0].error.startswith(error)
+    assert not any("elsewhere" in r.target for r in arm.requests)
+
+
+def test_a_repeating_next_link_ends_the_list_as_a_failure(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                          database_url: str, clock: FixedClock) -> None:
+    def loop(page: dict[str, Any]) -> None:
+        if "nextLink" in page:
+            page["nextLink"] = page["nextLink"].replace("skipToken=4", "skipToken=2")
+    arm.faults.mangle("/accounts/acct-a/deployments", loop)
+    report = run_poll(config_for(arm, database_url, subscriptions=[SUB_A]), clock, sessions)
+    assert [(f.operation, f.error) for f in report.failures] == [
+        ("list-deployments", f"malformed response: nextLink repeats in /subscriptions/{SUB_A}/resourceGroups/rg-a/"
+                             "providers/Microsoft.CognitiveServices/accounts/acct-a/deployments")]
+
+
 def test_poll_and_status_commands(arm: ArmEmulator, database_url: str, monkeypatch: pytest.MonkeyPatch,
                                   tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "retirewatch.toml"
