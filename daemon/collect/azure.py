@@ -1,4 +1,9 @@
-"""The one place that builds Azure SDK clients: credential, token audience, transport, timeouts and retries.
+"""The one place that builds Azure clients: credential, token audience, transport, timeouts and retries.
+
+Subscriptions are listed with the SDK's ``SubscriptionClient``; every Microsoft.CognitiveServices list (accounts,
+deployments, location and account models) is read as raw JSON through :class:`ArmReader`, an
+``azure.mgmt.core.ARMPipelineClient`` with the same policies, so the collector parses it field by field: the SDK's
+model classes reject a whole page over one odd item (a date without a time part) and cost CPU on every item.
 
 Defaults in azure-core would let one sick subscription hold a worker for many minutes (10 retries, ``Retry-After``
 slept in full, 300 s timeouts) and would discard pooled connections beyond 10 per host; every client built here
@@ -7,16 +12,38 @@ shares one transport whose pool fits the configured concurrency, with explicit t
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.parse
 from typing import Any
 
 import requests
 from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    map_error,
+)
 from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import RetryPolicy
+from azure.core.pipeline.policies import (
+    CustomHookPolicy,
+    DistributedTracingPolicy,
+    HeadersPolicy,
+    NetworkTraceLoggingPolicy,
+    ProxyPolicy,
+    RedirectPolicy,
+    RequestIdPolicy,
+    RetryPolicy,
+    SensitiveHeaderCleanupPolicy,
+    UserAgentPolicy,
+)
 from azure.core.pipeline.transport import RequestsTransport
+from azure.core.rest import HttpRequest
 from azure.identity import DefaultAzureCredential
-from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+from azure.mgmt.core import ARMPipelineClient
+from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 
 from daemon.config import AzureConfig
@@ -48,8 +75,76 @@ class RequestCounter:
             self.count += 1
 
 
+API_VERSION = "2025-09-01"  # Microsoft.CognitiveServices; the first stable version with per-SKU dates
+
+
+class MalformedResponse(ValueError):
+    """A 200 answer whose body is not the list ARM documents."""
+
+
+class ArmReader:
+    """``GET`` ARM list operations as raw JSON through an azure-core pipeline, following ``nextLink``.
+
+    Thread-safe: one reader serves every worker of a poll (one token cache, one connection pool)."""
+
+    def __init__(self, client: ARMPipelineClient[Any, Any], base_url: str, api_version: str = API_VERSION) -> None:
+        self._client = client
+        self._base = urllib.parse.urlsplit(base_url.rstrip("/"))
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+
+    def list(self, path: str) -> list[Any]:
+        """Every item of every page of the list at ``path`` (an ARM path such as ``/subscriptions/{id}/...``).
+        Raises ``HttpResponseError`` (and subclasses) for error answers, :class:`MalformedResponse` for a body that
+        is not a list page, ``AzureError`` / ``OSError`` for the network."""
+        url: str | None = f"{self.base_url}{path}?api-version={self.api_version}"
+        items: list[Any] = []
+        seen: set[str] = set()
+        while url:
+            seen.add(url)
+            page = self._get(url)
+            value = page.get("value", [])
+            if not isinstance(value, list):
+                raise MalformedResponse(f"malformed response: 'value' is not a list in {path}")
+            items.extend(value)
+            url = self._next(page.get("nextLink"), path, seen)
+        return items
+
+    def _get(self, url: str) -> dict[str, Any]:
+        response = self._client.send_request(HttpRequest("GET", url, headers={"Accept": "application/json"}))
+        if response.status_code >= 400:
+            map_error(response.status_code, response,
+                      {401: ClientAuthenticationError, 404: ResourceNotFoundError})
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        try:
+            page = json.loads(response.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedResponse(f"malformed response: not JSON ({str(exc).splitlines()[0][:200]})") from None
+        if not isinstance(page, dict):
+            raise MalformedResponse("malformed response: not a JSON object")
+        return page
+
+    def _next(self, link: Any, path: str, seen: set[str]) -> str | None:
+        if link is None or link == "":
+            return None
+        if not isinstance(link, str):
+            raise MalformedResponse(f"malformed response: nextLink is not a URL in {path}")
+        url: str = link
+        parts = urllib.parse.urlsplit(url)
+        if (parts.scheme, parts.hostname, parts.port or 443) != (self._base.scheme, self._base.hostname,
+                                                                 self._base.port or 443):
+            # the bearer token goes with every request: never to another host than the configured endpoint
+            raise MalformedResponse(f"malformed response: nextLink leaves {self.base_url}: {url[:200]}")
+        if "api-version=" not in parts.query.casefold():
+            query = "&".join(part for part in (parts.query, f"api-version={self.api_version}") if part)
+            url = urllib.parse.urlunsplit(parts._replace(query=query))
+        if url in seen:
+            raise MalformedResponse(f"malformed response: nextLink repeats in {path}")
+        return url
+
+
 class AzureClients:
-    """Factory for the SDK clients of one poll; call :meth:`close` when the poll is done."""
+    """Factory for the Azure clients of one poll; call :meth:`close` when the poll is done."""
 
     def __init__(self, config: AzureConfig, credential: TokenCredential | None = None) -> None:
         self._config = config
@@ -68,27 +163,45 @@ class AzureClients:
             connection_verify=config.ca_bundle or True,
         )
 
-    def _common(self) -> dict[str, Any]:
+    def _retry_policy(self) -> CappedRetryPolicy:
         config = self._config
-        return {
-            "base_url": config.resource_manager_endpoint,
-            "credential_scopes": [f"{config.audience}/.default"],
-            "transport": self._transport,
-            "retry_policy": CappedRetryPolicy(
-                retry_total=config.max_retries,
-                retry_backoff_factor=0.8,
-                retry_backoff_max=min(30.0, config.max_retry_after_seconds),
-                max_retry_after=config.max_retry_after_seconds,
-                timeout=config.timeout_seconds * (config.max_retries + 1) * 2,
-            ),
-            "raw_request_hook": self.requests,
-        }
+        return CappedRetryPolicy(
+            retry_total=config.max_retries,
+            retry_backoff_factor=0.8,
+            retry_backoff_max=min(30.0, config.max_retry_after_seconds),
+            max_retry_after=config.max_retry_after_seconds,
+            timeout=config.timeout_seconds * (config.max_retries + 1) * 2,
+        )
+
+    @property
+    def _scope(self) -> str:
+        return f"{self._config.audience}/.default"
 
     def subscriptions(self) -> SubscriptionClient:
-        return SubscriptionClient(self.credential, **self._common())
+        return SubscriptionClient(
+            self.credential, base_url=self._config.resource_manager_endpoint, credential_scopes=[self._scope],
+            transport=self._transport, retry_policy=self._retry_policy(), raw_request_hook=self.requests)
 
-    def cognitive_services(self, subscription_id: str) -> CognitiveServicesManagementClient:
-        return CognitiveServicesManagementClient(self.credential, subscription_id, **self._common())
+    def arm(self) -> ArmReader:
+        """The raw-JSON reader: the policies the SDK's management clients use, in their order, minus the
+        deserialisation (``ContentDecodePolicy``) and the automatic resource-provider registration (a write)."""
+        policies: list[Any] = [
+            RequestIdPolicy(),
+            HeadersPolicy(),
+            UserAgentPolicy(sdk_moniker="retirewatch"),
+            ProxyPolicy(),
+            RedirectPolicy(),
+            self._retry_policy(),
+            ARMChallengeAuthenticationPolicy(self.credential, self._scope),
+            CustomHookPolicy(raw_request_hook=self.requests),
+            NetworkTraceLoggingPolicy(),
+            DistributedTracingPolicy(),
+            SensitiveHeaderCleanupPolicy(),
+            ARMHttpLoggingPolicy(),
+        ]
+        client: ARMPipelineClient[Any, Any] = ARMPipelineClient(
+            base_url=self._config.resource_manager_endpoint, policies=policies, transport=self._transport)
+        return ArmReader(client, self._config.resource_manager_endpoint)
 
     def close(self) -> None:
         self._session.close()

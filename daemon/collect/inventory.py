@@ -17,19 +17,19 @@ from functools import partial
 from typing import Any, TypeVar
 
 from azure.core.exceptions import AzureError, DeserializationError, HttpResponseError
-from azure.core.rest import HttpRequest
-from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
-from azure.mgmt.cognitiveservices import models as sdk
 
-from daemon.collect.azure import AzureClients
+from daemon.collect.azure import ArmReader, AzureClients
 from daemon.collect.parse import (
+    Parsed,
     ParseError,
-    account_record,
-    catalog_record,
-    deployment_record,
     enum_text,
+    item_label,
     merge_catalog,
     normalise_location,
+    parse_account,
+    parse_account_model,
+    parse_deployment,
+    parse_location_model,
 )
 from daemon.config import AzureConfig
 from daemon.records import (
@@ -44,6 +44,9 @@ from daemon.records import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+PROVIDER = "/providers/Microsoft.CognitiveServices"
+FIELD_OPERATION = "parse-field"
 
 
 class CollectError(Exception):
@@ -62,13 +65,21 @@ def describe_error(exc: BaseException) -> tuple[int | None, str]:
     if isinstance(exc, DeserializationError):
         return None, f"malformed response: {str(exc).splitlines()[0][:300]}"
     text = str(exc).strip().splitlines()
+    if text and text[0].startswith("malformed response:"):
+        return None, text[0][:300]
     return None, f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
 
 
 @dataclass
 class _Outcome:
     items: list[Any] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)  # the list could not be read: nothing in ``items``
+    skipped: list[Failure] = field(default_factory=list)  # unidentifiable items left out: the list is partial
+    issues: list[Failure] = field(default_factory=list)  # malformed fields of kept items: the list is complete
+
+    @property
+    def listed(self) -> bool:
+        return not self.failures
 
 
 def _guarded(subscription_id: str | None, target: str, operation: str, read: Callable[[], Iterable[T]]) -> _Outcome:
@@ -80,12 +91,38 @@ def _guarded(subscription_id: str | None, target: str, operation: str, read: Cal
         return _Outcome(failures=[Failure(subscription_id, target, operation, reason, status)])
 
 
+def _read_and_parse(subscription_id: str | None, target: str, operation: str, fetch: Callable[[], list[Any]],
+                    parse: Callable[[Any], Parsed[T]], *, report_as: str | None = None,
+                    report_subscription: str | None = None) -> _Outcome:
+    """Fetch every page of one list, then parse item by item. ``report_as``: the target that item and field
+    reports name (default ``target``); ``report_subscription``: their subscription (None for regional lists)."""
+    fetched = _guarded(subscription_id, target, operation, fetch)
+    if not fetched.listed:
+        return fetched
+    outcome = _Outcome()
+    where = report_as or target
+    item_operation = f"parse-{operation.removeprefix('list-')}"
+    for raw in fetched.items:
+        try:
+            parsed = parse(raw)
+        except ParseError as exc:
+            outcome.skipped.append(Failure(report_subscription, f"{where} ({item_label(raw)})", item_operation,
+                                           f"malformed item skipped: {exc}"))
+            continue
+        outcome.items.append(parsed.record)
+        outcome.issues.extend(
+            Failure(report_subscription, f"{where} ({item_label(raw)}): {issue.field}", FIELD_OPERATION,
+                    issue.problem)
+            for issue in parsed.issues)
+    return outcome
+
+
 class _SubscriptionWork:
     """The state of one subscription while its tasks run."""
 
-    def __init__(self, subscription: Subscription, client: CognitiveServicesManagementClient) -> None:
+    def __init__(self, subscription: Subscription, reader: ArmReader) -> None:
         self.inventory = SubscriptionInventory(subscription=subscription)
-        self.client = client
+        self.reader = reader
         self.outstanding = 0
         self.account_models_checked = False
 
@@ -95,10 +132,14 @@ class _SubscriptionWork:
 
 
 class InventoryCollector:
+    """Collects one poll; make a new one per poll (malformed fields are reported once per collector)."""
+
     def __init__(self, clients: AzureClients, config: AzureConfig) -> None:
         self._clients = clients
         self._config = config
         self._kinds = {kind.casefold() for kind in config.account_kinds}
+        self._reader: ArmReader | None = None
+        self._reported: set[tuple[str, str, str]] = set()  # (operation, target, error) of item and field reports
 
     def subscriptions(self) -> list[Subscription]:
         """The configured subscriptions, or every one the credential can list."""
@@ -143,22 +184,37 @@ class InventoryCollector:
                         open_count -= 1
                         yield work.inventory
 
-    # -- the steps of one subscription -------------------------------------------------------------------------
+    # -- the steps of one subscription (tasks run on the pool; the ``_listed`` steps on the calling thread) ------
+
+    def _report(self, work: _SubscriptionWork, outcome: _Outcome) -> None:
+        """Add the outcome's failures to the subscription; item and field reports only the first time this poll
+        (a regional catalog is read once per subscription but is one catalog)."""
+        work.inventory.failures.extend(outcome.failures)
+        for failure in (*outcome.skipped, *outcome.issues):
+            key = (failure.operation, failure.target, failure.error)
+            if key not in self._reported:
+                self._reported.add(key)
+                work.inventory.failures.append(failure)
 
     def _start(self, subscription: Subscription, submit: _Submit) -> None:
-        work = _SubscriptionWork(subscription, self._clients.cognitive_services(subscription.subscription_id))
+        if self._reader is None:
+            self._reader = self._clients.arm()
+        work = _SubscriptionWork(subscription, self._reader)
         sub_id = work.subscription_id
-        submit(work, lambda: _guarded(sub_id, f"/subscriptions/{sub_id}", "list-accounts",
-                                      work.client.accounts.list),
+        path = f"/subscriptions/{sub_id}{PROVIDER}/accounts"
+        submit(work,
+               lambda: _read_and_parse(sub_id, f"/subscriptions/{sub_id}", "list-accounts",
+                                       partial(work.reader.list, path), partial(parse_account, subscription_id=sub_id),
+                                       report_as=path, report_subscription=sub_id),
                lambda outcome: self._accounts_listed(work, outcome, submit))
 
     def _accounts_listed(self, work: _SubscriptionWork, outcome: _Outcome, submit: _Submit) -> None:
-        work.inventory.failures.extend(outcome.failures)
-        if outcome.failures:
+        self._report(work, outcome)
+        if not outcome.listed or outcome.skipped:
+            # an account that cannot be identified may be one we know: keep the last known state of them all
             work.account_models_checked = True
             return
-        accounts = [account_record(account, work.subscription_id) for account in outcome.items]
-        accounts = [account for account in accounts if account.kind.casefold() in self._kinds]
+        accounts = [account for account in outcome.items if account.kind.casefold() in self._kinds]
         work.inventory.accounts = accounts
         for account in accounts:
             submit(work, self._deployments_task(work, account),
@@ -169,50 +225,30 @@ class InventoryCollector:
 
     def _deployments_task(self, work: _SubscriptionWork, account: Account) -> Callable[[], _Outcome]:
         path = f"{account.id}/deployments"
-
-        def read() -> list[sdk.Deployment]:
-            return list(work.client.deployments.list(account.resource_group, account.name))
-
-        def task() -> _Outcome:
-            outcome = _salvaging(work, account.id, "list-deployments", read, path, sdk.Deployment)
-            outcome.items = [deployment_record(item, account) for item in outcome.items]
-            return outcome
-
-        return task
+        return lambda: _read_and_parse(work.subscription_id, account.id, "list-deployments",
+                                       partial(work.reader.list, path), partial(parse_deployment, account=account),
+                                       report_as=path, report_subscription=work.subscription_id)
 
     def _deployments_listed(self, work: _SubscriptionWork, account: Account, outcome: _Outcome) -> None:
-        work.inventory.failures.extend(outcome.failures)
-        if any(failure.operation.startswith("list-") for failure in outcome.failures):
+        self._report(work, outcome)
+        if not outcome.listed:
             return
         work.inventory.deployments[account.id] = outcome.items
-        if outcome.failures:  # some items were unreadable: keep what was read, remove nothing
+        if outcome.skipped:  # some items were unreadable: keep what was read, remove nothing
             work.inventory.partial_accounts.add(account.id)
 
     def _location_models_task(self, work: _SubscriptionWork, location: str) -> Callable[[], _Outcome]:
         scope = location_scope(location)
-        target = f"/subscriptions/{work.subscription_id}/providers/Microsoft.CognitiveServices/locations/{location}"
-
-        def read() -> list[Any]:
-            listed = _salvaging(work, target, "list-location-models", lambda: list(work.client.models.list(location)),
-                                f"{target}/models", sdk.Model)
-            if listed.failures and not listed.items:
-                raise _Failed(listed)
-            work_failures.extend(listed.failures)
-            return [(item.model, item.kind) for item in listed.items if item.model]
-
-        work_failures: list[Failure] = []
-
-        def task() -> _Outcome:
-            outcome = _parse_catalog(work.subscription_id, target, "list-location-models", scope, read)
-            outcome.failures.extend(work_failures)
-            return outcome
-
-        return task
+        target = f"/subscriptions/{work.subscription_id}{PROVIDER}/locations/{location}"
+        return lambda: _merged(_read_and_parse(
+            work.subscription_id, target, "list-location-models", partial(work.reader.list, f"{target}/models"),
+            partial(parse_location_model, scope=scope),
+            report_as=f"{PROVIDER}/locations/{location}/models", report_subscription=None))
 
     def _catalog_listed(self, work: _SubscriptionWork, scope: str, outcome: _Outcome) -> None:
-        work.inventory.failures.extend(outcome.failures)
+        self._report(work, outcome)
         work.inventory.catalog.extend(outcome.items)
-        if not outcome.failures:  # a partly readable list cannot tell that a model is not listed
+        if outcome.listed and not outcome.skipped:  # a partly readable list cannot tell that a model is not listed
             work.inventory.catalog_scopes_read.add(scope)
 
     def _fetch_account_models(self, work: _SubscriptionWork, submit: _Submit) -> None:
@@ -232,89 +268,21 @@ class InventoryCollector:
                        partial(self._catalog_listed, work, account_id))
 
     def _account_models_task(self, work: _SubscriptionWork, account: Account) -> Callable[[], _Outcome]:
-        def read() -> list[Any]:
-            listed = _salvaging(work, account.id, "list-account-models",
-                                lambda: list(work.client.accounts.list_models(account.resource_group, account.name)),
-                                f"{account.id}/models", sdk.AccountModel)
-            if listed.failures and not listed.items:
-                raise _Failed(listed)
-            return [(model, None) for model in listed.items]
-
-        return lambda: _parse_catalog(work.subscription_id, account.id, "list-account-models", account.id, read)
+        path = f"{account.id}/models"
+        return lambda: _merged(_read_and_parse(
+            work.subscription_id, account.id, "list-account-models", partial(work.reader.list, path),
+            partial(parse_account_model, scope=account.id),
+            report_as=path, report_subscription=work.subscription_id))
 
 
 _Submit = Callable[[_SubscriptionWork, Callable[[], _Outcome], Callable[[_Outcome], None]], None]
 
 
-class _Failed(Exception):
-    """Carries the failures of a listing that produced nothing."""
-
-    def __init__(self, outcome: _Outcome) -> None:
-        super().__init__(outcome.failures[0].error if outcome.failures else "failed")
-        self.outcome = outcome
-
-
-def _salvaging(work: _SubscriptionWork, target: str, operation: str, read: Callable[[], list[Any]], path: str,
-               model_type: type[Any]) -> _Outcome:
-    """List through the SDK's pager; if one item on a page cannot be deserialised (the pager then fails the whole
-    page), read the pages again through the client's own request method and deserialise item by item, so one bad
-    item is reported and the rest kept."""
-    try:
-        return _Outcome(items=read())
-    except DeserializationError as exc:
-        log.warning("%s %s: %s; reading item by item", operation, target, describe_error(exc)[1])
-    except (AzureError, ValueError, OSError) as exc:
-        status, reason = describe_error(exc)
-        return _Outcome(failures=[Failure(work.subscription_id, target, operation, reason, status)])
-    return _read_item_by_item(work, target, operation, path, model_type)
-
-
-def _read_item_by_item(work: _SubscriptionWork, target: str, operation: str, path: str,
-                       model_type: type[Any]) -> _Outcome:
-    outcome = _Outcome()
-    send = getattr(work.client, "send_request", None) or work.client._send_request
-    api_version = getattr(getattr(work.client, "_config", None), "api_version", None) or "2025-09-01"
-    url: str | None = f"{path}?api-version={api_version}"
-    try:
-        while url:
-            response = send(HttpRequest("GET", url))
-            response.raise_for_status()
-            page = response.json()
-            for raw in page.get("value") or []:
-                try:
-                    outcome.items.append(model_type.deserialize(raw))
-                except (DeserializationError, ValueError, TypeError, AttributeError) as exc:
-                    name = raw.get("name") or (raw.get("model") or {}).get("name") if isinstance(raw, dict) else None
-                    outcome.failures.append(Failure(work.subscription_id, f"{target} ({name or 'item'})",
-                                                    f"parse-{operation.removeprefix('list-')}",
-                                                    f"malformed item skipped: {describe_error(exc)[1]}"))
-            url = page.get("nextLink")
-    except (AzureError, ValueError, OSError) as exc:
-        status, reason = describe_error(exc)
-        outcome.failures.append(Failure(work.subscription_id, target, operation, reason, status))
-        outcome.items = []
+def _merged(outcome: _Outcome) -> _Outcome:
+    """The same model listed under several kinds is one catalog record."""
+    entries: list[CatalogModel] = outcome.items
+    outcome.items = merge_catalog(entries)
     return outcome
-
-
-def _parse_catalog(subscription_id: str, target: str, operation: str, scope: str,
-                   read: Callable[[], list[Any]]) -> _Outcome:
-    """Fetch (all pages), then parse entry by entry: one entry with a nonsense date is reported and skipped,
-    the rest of the catalog is kept."""
-    try:
-        fetched = _guarded(subscription_id, target, operation, read)
-    except _Failed as failed:
-        return failed.outcome
-    if fetched.failures:
-        return fetched
-    entries: list[CatalogModel] = []
-    failures: list[Failure] = []
-    for model, kind in fetched.items:
-        try:
-            entries.append(catalog_record(model, scope, kind))
-        except ParseError as exc:
-            name = f"{model.name} {model.version}"
-            failures.append(Failure(subscription_id, f"{target} ({name})", "parse-catalog", str(exc)))
-    return _Outcome(items=merge_catalog(entries), failures=failures)
 
 
 __all__ = ["CollectError", "InventoryCollector", "describe_error", "normalise_location"]

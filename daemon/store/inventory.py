@@ -314,4 +314,5 @@ def _catalog_values(entry: CatalogModel) -> dict[str, Any]:
         ],
         "replacement_model": entry.replacement_model, "replacement_version": entry.replacement_version,
         "auto_upgrade_start": entry.auto_upgrade_start, "upgrade_lead_days": entry.upgrade_lead_days,
+        "base_format": entry.base_format, "base_name": entry.base_name, "base_version": entry.base_version,
     }

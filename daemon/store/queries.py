@@ -36,6 +36,7 @@ def catalog_from_row(row: CatalogModelRow) -> CatalogModel:
         ),
         replacement_model=row.replacement_model, replacement_version=row.replacement_version,
         auto_upgrade_start=row.auto_upgrade_start, upgrade_lead_days=row.upgrade_lead_days,
+        base_format=row.base_format, base_name=row.base_name, base_version=row.base_version,
     )
 
 

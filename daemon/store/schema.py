@@ -127,6 +127,9 @@ class CatalogModelRow(Base):
     replacement_version: Mapped[str | None] = mapped_column(String(64))
     auto_upgrade_start: Mapped[date | None] = mapped_column(Date)
     upgrade_lead_days: Mapped[int | None] = mapped_column(Integer)
+    base_format: Mapped[str | None] = mapped_column(String(64))  # baseModel of a fine-tuned account model
+    base_name: Mapped[str | None] = mapped_column(Name)
+    base_version: Mapped[str | None] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -181,16 +181,101 @@ def test_throttling_is_retried_after_retry_after(arm: ArmEmulator, sessions: ses
 def test_malformed_bodies_are_failures_not_crashes(arm: ArmEmulator, sessions: sessionmaker[Session],
                                                    database_url: str, clock: FixedClock) -> None:
     listed = copy.deepcopy(load_scenario(ESTATE, TODAY)["locationModels"]["eastus"])
-    listed[0]["model"]["skus"][0]["deprecationDate"] = "not-a-date"  # the SDK fails the whole page on this
+    listed[0]["model"]["skus"][0]["deprecationDate"] = "not-a-date"  # the SDK's models failed the whole page on this
+    listed.append({"kind": "OpenAI", "model": {"format": "OpenAI", "version": "1"}})  # no name: cannot be identified
     arm.faults.malformed("/accounts/acct-b/deployments")  # not even JSON
     arm.faults.malformed("/locations/eastus/models", body=json.dumps({"value": listed}).encode())
     report = run_poll(config_for(arm, database_url, subscriptions=[SUB_A, SUB_B]), clock, sessions)
-    assert {f.operation for f in report.failures} == {"list-deployments", "parse-location-models"}
-    assert all("gpt-4o" in f.target for f in report.failures if f.operation == "parse-location-models")
+    by_operation = {f.operation: f for f in report.failures}
+    assert sorted(f.operation for f in report.failures) == ["list-deployments", "parse-field",
+                                                            "parse-location-models"], \
+        "the regional catalog is read once per subscription; its malformed parts are reported once per poll"
+    assert by_operation["parse-field"].target == ("/providers/Microsoft.CognitiveServices/locations/eastus/models "
+                                                  "(gpt-4o 2024-05-13): skus[0].deprecationDate")
+    assert by_operation["parse-field"].error == "not a date: 'not-a-date'"
+    assert by_operation["parse-location-models"].target.endswith("/locations/eastus/models (item)")
+    assert by_operation["list-deployments"].error.startswith("malformed response: not JSON")
     assert report.subscriptions == 2 and report.deployments == 6
     with sessions() as session:
-        names = set(session.scalars(select(CatalogModelRow.name)))
-    assert {"gpt-5.1", "gpt-x", "old"} <= names, "the readable catalog entries are kept"
+        rows = {row.name: row for row in session.scalars(select(CatalogModelRow))}
+    assert {"gpt-4o", "gpt-5.1", "gpt-x", "old"} <= set(rows), "the readable catalog entries are kept"
+    assert rows["gpt-4o"].sku_retirements == [
+        {"sku": "GlobalStandard", "date": None},
+        {"sku": "provisionedmanaged", "date": str(TODAY + timedelta(days=90))},
+        {"sku": "Standard", "date": None},
+    ], "the malformed date costs that date only"
+    assert rows["gpt-4o"].inference_retirement == TODAY + timedelta(days=200)
+
+
+def test_a_malformed_field_is_reported_but_does_not_stop_removal(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                                 database_url: str, clock: FixedClock) -> None:
+    config = config_for(arm, database_url, subscriptions=[SUB_A])
+    assert run_poll(config, clock, sessions).ok
+    with arm.update() as estate:
+        deployments = estate["subscriptions"][0]["accounts"][0]["deployments"]
+        deployments[0]["sku"]["capacity"] = "lots"
+        deployments[1]["properties"]["versionUpgradeOption"] = 7
+        del deployments[2]  # ptu
+    report = run_poll(config, clock, sessions)
+    assert sorted((f.operation, f.target.rsplit("/", 1)[-1], f.error) for f in report.failures) == [
+        ("parse-field", "deployments (chat): sku.capacity", "not a whole number: 'lots'"),
+        ("parse-field", "deployments (global): properties.versionUpgradeOption", "not text: 7"),
+    ]
+    with sessions() as session:
+        rows = {row.name: row for row in session.scalars(select(DeploymentRow))}
+    assert rows["ptu"].removed_at is not None, "a list with a malformed field is still complete"
+    assert rows["chat"].removed_at is None and rows["chat"].sku_capacity is None and rows["chat"].sku_name == "Standard"
+    assert rows["global"].upgrade_option is None and rows["global"].model_version == "2024-05-13"
+
+
+def test_an_unidentifiable_deployment_keeps_the_rest_and_removes_nothing(
+        arm: ArmEmulator, sessions: sessionmaker[Session], database_url: str, clock: FixedClock) -> None:
+    config = config_for(arm, database_url, subscriptions=[SUB_A])
+    assert run_poll(config, clock, sessions).ok
+    with arm.update() as estate:
+        deployments = estate["subscriptions"][0]["accounts"][0]["deployments"]
+        del deployments[2]  # ptu
+    arm.faults.mangle("/accounts/acct-a/deployments", lambda page: page["value"].append({"sku": {"name": "S"}}),
+                      times=1)
+    report = run_poll(config, clock, sessions)
+    assert [(f.operation, f.error) for f in report.failures] == [
+        ("parse-deployments", "malformed item skipped: no name or id")]
+    with sessions() as session:
+        rows = {row.name: row for row in session.scalars(select(DeploymentRow))}
+    assert rows["ptu"].removed_at is None, "a list with an unreadable item cannot tell what is gone"
+    assert all(row.removed_at is None for row in rows.values())
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (lambda page: page.update(nextLink="https://elsewhere.example/subscriptions?$skipToken=2"),
+         "malformed response: nextLink leaves https://127.0.0.1:"),
+        (lambda page: page.update(value={"name": "chat"}), "malformed response: 'value' is not a list"),
+        (lambda page: page.update(nextLink=7), "malformed response: nextLink is not a URL"),
+    ],
+    ids=["next-link-to-another-host", "value-not-a-list", "next-link-not-text"],
+)
+def test_a_list_page_of_the_wrong_shape_fails_that_list(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                        database_url: str, clock: FixedClock, edit: Any,
+                                                        error: str) -> None:
+    arm.faults.mangle("/accounts/acct-a/deployments", edit, times=1)
+    report = run_poll(config_for(arm, database_url, subscriptions=[SUB_A]), clock, sessions)
+    assert [(f.operation, f.target.rsplit("/", 1)[-1]) for f in report.failures] == [("list-deployments", "acct-a")]
+    assert report.failures[0].error.startswith(error)
+    assert not any("elsewhere" in r.target for r in arm.requests)
+
+
+def test_a_repeating_next_link_ends_the_list_as_a_failure(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                          database_url: str, clock: FixedClock) -> None:
+    def loop(page: dict[str, Any]) -> None:
+        if "nextLink" in page:
+            page["nextLink"] = page["nextLink"].replace("skipToken=4", "skipToken=2")
+    arm.faults.mangle("/accounts/acct-a/deployments", loop)
+    report = run_poll(config_for(arm, database_url, subscriptions=[SUB_A]), clock, sessions)
+    assert [(f.operation, f.error) for f in report.failures] == [
+        ("list-deployments", f"malformed response: nextLink repeats in /subscriptions/{SUB_A}/resourceGroups/rg-a/"
+                             "providers/Microsoft.CognitiveServices/accounts/acct-a/deployments")]
 
 
 def test_poll_and_status_commands(arm: ArmEmulator, database_url: str, monkeypatch: pytest.MonkeyPatch,
