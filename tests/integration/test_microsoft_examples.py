@@ -22,6 +22,8 @@ from daemon.collect.azure import AzureClients
 from daemon.config import Config, parse_config
 from daemon.emulators.arm import ArmEmulator, load_scenario
 from daemon.poll import PollReport, run_poll
+from daemon.report import status_rows
+from daemon.store import queries
 from daemon.store.schema import CatalogModelRow, DeploymentRow
 from tests.conftest import TODAY
 
@@ -210,3 +212,61 @@ def test_a_page_with_one_malformed_date_keeps_every_other_item(arm: ArmEmulator,
     arm.faults.reset()
     assert poll(arm, database_url, clock, sessions).ok
     assert stored_catalog(sessions) == EXPECTED_CATALOG, "the next clean poll restores the date"
+
+
+STATUS_COLUMNS = ("consequence", "retirement_date", "date_source", "date_status", "strikes_on", "days_left", "struck",
+                  "lifecycle", "replacement_model", "replacement_version", "manual_migration", "fine_tune_retirement")
+
+
+def row(consequence: str, retirement: str | None, source: str | None, status: str | None, strikes: str | None,
+        days_left: int | None, struck: bool, lifecycle: str, replacement: tuple[str, str] | None = None,
+        manual: bool = False, fine_tune: str | None = None) -> tuple[Any, ...]:
+    model, version = replacement or (None, None)
+    return (consequence, retirement, source, status, strikes, days_left, struck, lifecycle, model, version, manual,
+            fine_tune)
+
+
+# What `retirewatch status --format json` says of each deployment on 2025-01-15, before any of the examples'
+# dates, and on the suite's TODAY (2026-11-25), after all of them.
+EXPECTED_STATUS = {
+    date(2025, 1, 15): {
+        # Family-level "Provisioned" 2025-05-15 is later than the model's 2025-04-30: the earlier applies.
+        "ptu-35": row("outage", "2025-04-30", "inference", "confirmed", "2025-04-30", 105, False, "retired",
+                      manual=True),
+        # The exact Standard date; the catalog names no replacement and no default version: an outage.
+        "std-35": row("outage", "2025-02-13", "sku", "confirmed", "2025-02-13", 29, False, "retired"),
+        # OnceNewDefaultVersionAvailable with autoUpgradeStartDate ahead: auto-upgrade to gpt-4.1 on that day.
+        "gs-4o": row("auto-upgrade", "2025-09-15", "inference", "tentative", "2025-03-26", 70, False, "retiring",
+                     ("gpt-4.1", "2025-04-14")),
+        # ada.1 has dates of its own (2024-01-01, already past): an outage that has struck.
+        "ft-ada": row("outage", "2024-01-01", "inference", "confirmed", "2024-01-01", -380, True,
+                      "legacy: retirement coming", fine_tune="2024-01-01"),
+        "dz-dalle": row("outage", "2025-06-30", "inference", "tentative", "2025-06-30", 166, False,
+                        "generally available", manual=True),
+        "llama": row("none", None, None, None, None, None, False, "generally available", manual=True),
+    },
+    TODAY: {
+        "ptu-35": row("outage", "2025-04-30", "inference", "confirmed", "2025-04-30", -574, True, "retired",
+                      manual=True),
+        "std-35": row("outage", "2025-02-13", "sku", "confirmed", "2025-02-13", -650, True, "retired"),
+        # The auto-upgrade window opened long ago and it still runs 2024-05-13: the retirement (minus the
+        # 7-day lead) is its deadline, and that has passed too.
+        "gs-4o": row("forced-upgrade", "2025-09-15", "inference", "tentative", "2025-09-08", -443, True, "retiring",
+                     ("gpt-4.1", "2025-04-14")),
+        "ft-ada": row("outage", "2024-01-01", "inference", "confirmed", "2024-01-01", -1059, True,
+                      "legacy: retirement coming", fine_tune="2024-01-01"),
+        "dz-dalle": row("outage", "2025-06-30", "inference", "tentative", "2025-06-30", -513, True,
+                        "generally available", manual=True),
+        "llama": row("none", None, None, None, None, None, False, "generally available", manual=True),
+    },
+}
+
+
+@pytest.mark.parametrize("day", list(EXPECTED_STATUS), ids=str)
+def test_status_on_microsofts_examples(arm: ArmEmulator, sessions: sessionmaker[Session], database_url: str,
+                                       clock: FixedClock, day: date) -> None:
+    assert poll(arm, database_url, clock, sessions).ok
+    with sessions() as session:
+        rows = status_rows(queries.current_deployments(session), queries.catalog(session), day)
+    got = {r.deployment: tuple(getattr(r, column) for column in STATUS_COLUMNS) for r in rows}
+    assert got == EXPECTED_STATUS[day]
