@@ -24,7 +24,8 @@ version string: ``gpt-4`` version ``turbo-2024-04-09`` (and the ``1106-Preview``
 | 13 | anything else (no generation, stamp)  | unknown                  | whisper 001 -> gpt-4o-transcribe 2025-03-20 |
 (a) deployed on ``Standard``; Microsoft's ListLocationModels example lists gpt-4o 2024-05-13 only as ``provisioned``.
 (b) or a release this code cannot order against the deployed one (``Mistral-small -> mistral-small-2503``).
-Rules 9 and 10 set turbo aside when the omni marker changes (see below); rules 2, 11 and 12 ignore context suffixes.
+Rules 2 and 11: the same name is always the same model. Rules 2, 11 and 12 ignore context suffixes; rule 9 sets
+GPT-4's turbo aside (see below).
 
 Decisions the seed leaves open:
 
@@ -405,10 +406,21 @@ def _option_changes(from_sku: str | None, target_skus: Sequence[str] | None) -> 
 
 def _release_order(from_name: str | None, from_version: str | None, to_name: str | None,
                    to_version: str | None) -> int | None:
-    """For two releases of the same model: -1 (the target is newer), 0, 1 (older); None when they are different
-    models or cannot be ordered."""
     source, target = parse_model_name(from_name, from_version), parse_model_name(to_name, to_version)
-    if source is None or target is None or source.line != target.line:
+    if source is None or target is None:
+        return None
+    return _order(source, target, from_name, from_version, to_name, to_version)
+
+
+def _order(source: ModelName, target: ModelName, from_name: str | None, from_version: str | None,
+           to_name: str | None, to_version: str | None) -> int | None:
+    """For two releases of the same model: -1 (the target is newer), 0, 1 (older); None when they are different
+    models or cannot be ordered. The same name is the same model whatever its versions say (``gpt-4
+    turbo-2024-04-09 -> gpt-4 0613`` goes back); otherwise the model line must match and a date stamp in the name
+    counts before the version."""
+    if (from_name or "").strip().casefold() == (to_name or "").strip().casefold():
+        return compare_versions(from_version, to_version)
+    if source.line != target.line:
         return None
     if source.release != target.release:
         if isinstance(source.release, tuple) and isinstance(target.release, tuple):
@@ -434,7 +446,7 @@ def classify_update(from_name: str | None, from_version: str | None, to_name: st
     source, target = parse_model_name(from_name, from_version), parse_model_name(to_name, to_version)
     if source is None or target is None:
         return UpdateScope.UNKNOWN
-    order = _release_order(from_name, from_version, to_name, to_version)
+    order = _order(source, target, from_name, from_version, to_name, to_version)
     if order is not None and order > 0:
         return UpdateScope.UNKNOWN
     if _option_changes(from_sku, target_skus):

@@ -86,6 +86,7 @@ FAMILIES = [
     ("Codestral-2501", "2", "Codestral-2405", "1", S.UNKNOWN),
     ("Mistral-Large-2411", "2", "Mistral-Large-2407", "1", S.UNKNOWN),
     ("gpt-4", "turbo-2024-04-09", "gpt-4", "0125-Preview", S.UNKNOWN),
+    ("gpt-4", "turbo-2024-04-09", "gpt-4", "0613", S.UNKNOWN),  # the same name going back, variant or not
     ("gpt-4o", "2024-08-06", "gpt-4o", "2024-08-06", S.UNKNOWN),  # no move at all
     # intermediate version: GPT-3 -> GPT-3.5 and its kin
     ("ada", "1", "gpt-35-turbo-instruct", "0914", S.INTERMEDIATE_VERSION),
@@ -289,6 +290,8 @@ def test_compare_versions(a: str | None, b: str | None, expected: int | None) ->
         ("1", "2", {"from_name": "Codestral-2501", "to_name": "Codestral-2405"}, True),
         ("2", "1", {"from_name": "Codestral-2405", "to_name": "Codestral-2501"}, False),
         ("0613", "0301", {"from_name": "gpt-35-turbo-16k", "to_name": "gpt-35-turbo"}, True),
+        ("turbo-2024-04-09", "0613", {"from_name": "gpt-4", "to_name": "GPT-4"}, True),
+        ("2024-08-06", "2024-11-20", {"from_name": "gpt-4o", "to_name": "gpt-4o"}, False),
     ],
 )
 def test_is_downgrade(from_version: str, to_version: str, names: dict[str, str], expected: bool) -> None:
