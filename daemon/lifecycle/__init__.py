@@ -17,6 +17,8 @@ from daemon.lifecycle.scope import (
     ScopeOverrides,
     UpdateScope,
     classify_update,
+    compare_versions,
+    is_downgrade,
     parse_model_name,
     parse_scope_overrides,
 )
@@ -36,7 +38,9 @@ __all__ = [
     "assess",
     "azure_upgrades",
     "classify_update",
+    "compare_versions",
     "deployment_retirement",
+    "is_downgrade",
     "is_provisioned",
     "lifecycle_words",
     "parse_model_name",

@@ -29,7 +29,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from daemon.lifecycle.catalog import CatalogIndex
-from daemon.lifecycle.scope import ScopeOverrides, UpdateScope, classify_update, compare_versions
+from daemon.lifecycle.scope import ScopeOverrides, UpdateScope, classify_update, is_downgrade
 from daemon.lifecycle.skus import SkuFamily, azure_upgrades, family_level, sku_family
 from daemon.lifecycle.words import is_retired, lifecycle_words, retirement_announced
 from daemon.records import CatalogModel, Deployment, sku_key
@@ -156,7 +156,7 @@ def refuse_replacement(deployment: Deployment, retirement: date | None, target_m
                        catalog: CatalogIndex) -> str | None:
     """Why ``target`` cannot be what the deployment moves to, or None: a replacement is never older than the
     deployed version and never retires before it."""
-    if compare_versions(deployment.model_version, target_version) == 1:
+    if is_downgrade(deployment.model_version, target_version, from_name=deployment.model_name, to_name=target_model):
         return f"{target_model} {target_version} is older than the deployed {deployment.model_version}"
     target = catalog.find_model(deployment, deployment.model_format, target_model, target_version)
     target_retires, _ = retirement_of(deployment.sku_name, target)
@@ -191,7 +191,8 @@ def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
     known = not option or option in KNOWN_OPTIONS
     upgradable = azure_upgrades(deployment.model_format, deployment.sku_name)
     lifecycle = model.lifecycle_status if model else None
-    target_skus = catalog.sku_names(deployment, target_model, target_version) if target_model else None
+    target = catalog.find_model(deployment, deployment.model_format, target_model, target_version) if target_model \
+        else None
     common = {
         "deployment_id": deployment.id, "retirement_date": retirement, "date_source": source,
         "date_status": date_status_of(dated) if retirement else None,
@@ -200,7 +201,10 @@ def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
         "replacement_model": target_model, "replacement_version": target_version, "replacement_refused": refused,
         "update_scope": classify_update(deployment.model_name, deployment.model_version, target_model,
                                         target_version, scope_overrides or (), from_sku=deployment.sku_name,
-                                        target_skus=target_skus) if target_model else None,
+                                        target_skus=[sku.sku_name for sku in target.sku_retirements] if target
+                                        else None, from_is_fine_tuned=base is not None,
+                                        target_is_fine_tuned=bool(target and target.base_name))
+        if target_model else None,
         "manual_migration": not upgradable, "manual_reason": None if upgradable else _manual_reason(deployment),
         "upgrade_option_known": known, "catalog_found": model is not None,
         "fine_tuned": base is not None or ".ft-" in (deployment.model_name or "").casefold(),

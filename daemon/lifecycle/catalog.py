@@ -44,11 +44,6 @@ class CatalogIndex:
             return None
         return self.find_model(deployment, model.base_format or model.format, model.base_name, model.base_version)
 
-    def sku_names(self, deployment: Deployment, name: str | None, version: str | None) -> tuple[str, ...] | None:
-        """The SKU names the catalog lists for a model version (None when it is not listed)."""
-        found = self.find_model(deployment, deployment.model_format, name, version)
-        return tuple(sku.sku_name for sku in found.sku_retirements) if found is not None else None
-
     def default_version(self, scope: str, model_format: str | None, name: str | None) -> CatalogModel | None:
         fmt, model_name, _ = model_key(model_format, name, None)
         return self._defaults.get((scope.casefold(), fmt, model_name))

@@ -161,18 +161,23 @@ def test_only_azure_openai_on_standard_skus_is_upgraded(deployment: Deployment, 
 
 
 @pytest.mark.parametrize(
-    ("target_version", "target_retires", "refused"),
+    ("target_name", "target_version", "target_retires", "refused"),
     [
-        ("2025-04-14", None, None),
-        ("2023-01-01", None, "older than the deployed 2024-05-13"),
-        ("2025-04-14", date(2025, 6, 1), "retires first, on 2025-06-01"),
-        ("2025-04-14", date(2025, 12, 1), None),
+        ("gpt-4.1", "2025-04-14", None, None),
+        # An older release of the same model is no upgrade (another model is never "older": gpt-4o-mini
+        # 2024-07-18 can replace gpt-4o 2024-08-06).
+        ("gpt-4o", "2024-01-01", None, "older than the deployed 2024-05-13"),
+        ("gpt-4o", "2024-11-20", None, None),
+        ("gpt-4.1", "2025-04-14", date(2025, 6, 1), "retires first, on 2025-06-01"),
+        ("gpt-4.1", "2025-04-14", date(2025, 12, 1), None),
     ],
 )
-def test_a_replacement_is_never_older_and_never_retires_first(target_version: str, target_retires: date | None,
+def test_a_replacement_is_never_older_and_never_retires_first(target_name: str, target_version: str,
+                                                              target_retires: date | None,
                                                               refused: str | None) -> None:
-    model = replace(GPT4O, replacement_version=target_version, auto_upgrade_start=None)
-    target = CatalogModel(scope=EASTUS, format="OpenAI", name="gpt-4.1", version=target_version,
+    model = replace(GPT4O, replacement_model=target_name, replacement_version=target_version,
+                    auto_upgrade_start=None)
+    target = CatalogModel(scope=EASTUS, format="OpenAI", name=target_name, version=target_version,
                           inference_retirement=target_retires)
     result = assess(dep("gpt-4o", "2024-05-13", option="OnceCurrentVersionExpired"),
                     CatalogIndex([model, target]), TODAY)
