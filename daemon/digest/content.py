@@ -142,7 +142,8 @@ def strike_sections(groups: Sequence[StrikeGroup]) -> tuple[StrikeSection, ...]:
     by_section: dict[tuple[str, str], list[StrikeGroup]] = defaultdict(list)
     for group in groups:
         by_section[(group.stage, group.consequence)].append(group)
-    order = sorted(by_section, key=lambda k: (_stage_rank(k[0]), _consequence_rank(k[1])))
+    soonest = {k: min(g.strikes_on for g in groups) for k, groups in by_section.items()}
+    order = sorted(by_section, key=lambda k: (_stage_rank(k[0]), soonest[k], _consequence_rank(k[1])))
     return tuple(StrikeSection(stage, consequence, tuple(by_section[(stage, consequence)]))
                  for stage, consequence in order)
 

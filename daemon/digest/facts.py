@@ -178,7 +178,8 @@ def route(router: Router, deployment: Deployment, account: Account | None) -> Ro
 
 def changes_from(events: Sequence[EventRow], deployments: Mapping[str, Deployment],
                  accounts: Mapping[str, Account], router: Router, baseline_poll: int | None) -> list[Change]:
-    """One change per deployment, poll and kind (a model and its version changing together is one upgrade).
+    """One change per deployment, poll and kind (a model and its version changing together is one upgrade; the
+    retirement date that comes with the new version is part of the upgrade, not a date that moved).
 
     The first poll's ``deployment_added`` events are the baseline (everything is new to a watcher that just
     started), not news."""
@@ -189,10 +190,10 @@ def changes_from(events: Sequence[EventRow], deployments: Mapping[str, Deploymen
             continue
         grouped[(event.subject_key, event.poll_id, kind)].append(event)
     changes = []
-    for (key, _poll, kind), rows in grouped.items():
+    for (key, poll, kind), rows in grouped.items():
         deployment = deployments.get(key)
-        if deployment is None:
-            continue
+        if deployment is None or (kind is ChangeKind.DATE_MOVED and (key, poll, ChangeKind.UPGRADED) in grouped):
+            continue  # a deployment that now runs another version has that version's date: not a date that moved
         target = route(router, deployment, accounts.get(arm_key(deployment.account_id)))
         subject = model_label(deployment.model_name, deployment.model_version)
         old, new = rows[0].old_value, rows[-1].new_value

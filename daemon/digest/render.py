@@ -31,6 +31,7 @@ EVENT_DIGEST = "model_retirement_digest"
 BLOCK_TEXT_BUDGET = 9_000
 SECTION_BUDGET = 2_800
 LINES_PER_SECTION = 8
+FIRST_LINES = 2
 NAMES_IN_BLOCKS = 3
 TEXT_BUDGET = TEXT_CHARS - 1_000
 CSV_HINT = "`retirewatch status --format csv`"
@@ -59,6 +60,7 @@ class Part:
     lines: tuple[Line, ...]
     overflow: Callable[[Sequence[Line]], str]
     icon: str = ""  # an emoji code before the title in the blocks
+    note: str = ""  # after the title, not bold: what to do about it
 
 
 # -- words ------------------------------------------------------------------------------------------------------
@@ -108,7 +110,8 @@ def _stage_counts(stages: Sequence[tuple[str, int]]) -> str:
 def _more(noun: str, hint: str) -> Callable[[Sequence[Line]], str]:
     def overflow(hidden: Sequence[Line]) -> str:
         deployments = sum(line.weight for line in hidden)
-        return f"…and {plural(len(hidden), noun)} more ({plural(deployments, 'deployment')}){hint}"
+        return f"…and {len(hidden)} more {plural(len(hidden), noun).split(' ', 1)[1]} " \
+               f"({plural(deployments, 'deployment')}){hint}"
     return overflow
 
 
@@ -177,7 +180,8 @@ def _unowned_line(group: UnownedGroup, horizon_days: int) -> Line:
 
 
 def _failure_line(failure: SourceFailure) -> Line:
-    where = f"subscription {failure.subscription_id}: " if failure.subscription_id else ""
+    sub = failure.subscription_id
+    where = f"subscription {sub}: " if sub and sub.casefold() not in failure.target.casefold() else ""
     text = (f"• {_esc(where)}{_esc(failure.operation)} {_esc(failure.target)}: {failure.status_code or '-'} "
             f"{_esc(_clip(failure.error, 300))}")
     return Line(text, text)
@@ -204,17 +208,17 @@ def parts(digest: Digest) -> list[Part]:
         found.append(Part("What changed in the past 7 days", tuple(_change_line(g) for g in digest.changes),
                           _more("change", "")))
     if digest.unacked:
-        found.append(Part(f"Not acknowledged ({plural(digest.unacked_count, 'deployment')}; "
-                          "`retirewatch ack ACCOUNT/DEPLOYMENT` silences one)",
-                          tuple(_unacked_line(g) for g in digest.unacked), _more("group", f": {CSV_HINT}")))
+        found.append(Part(f"Not acknowledged ({plural(digest.unacked_count, 'deployment')})",
+                          tuple(_unacked_line(g) for g in digest.unacked), _more("group", f": {CSV_HINT}"),
+                          note="`retirewatch ack ACCOUNT/DEPLOYMENT` silences one"))
     if digest.scope is Scope.OVERVIEW and digest.teams:
         found.append(Part(f"Teams ({len(digest.teams)})", tuple(
             _team_line(t, digest.channel, digest.horizon_days) for t in digest.teams), _more("team", "")))
     if digest.unowned:
         count = sum(len(g.names) for g in digest.unowned)
-        found.append(Part(f"Nobody owns {plural(count, 'deployment')} (add a `[[routes]]` entry or a channel tag)",
+        found.append(Part(f"Nobody owns {plural(count, 'deployment')}",
                           tuple(_unowned_line(g, digest.horizon_days) for g in digest.unowned),
-                          _more("account", f": {CSV_HINT}")))
+                          _more("account", f": {CSV_HINT}"), note="a `[[routes]]` entry or a channel tag claims them"))
     if digest.failures:
         found.append(Part(f"Sources the last poll could not read ({len(digest.failures)})",
                           tuple(_failure_line(f) for f in digest.failures), _more("source", "")))
@@ -252,31 +256,48 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_CHARS)}}
 
 
+def _title(part: Part) -> str:
+    icon = f"{part.icon} " if part.icon else ""
+    note = f" — {part.note}" if part.note else ""
+    return f"{icon}*{part.title}*{note}"
+
+
 def _fit(found: Sequence[Part], budget: int) -> list[str]:
-    """Each part's block text: its title and as many lines as the section and the shared budget allow."""
-    fixed = sum(len(part.icon) + len(part.title) + 4 + OVERFLOW_RESERVE for part in found)
-    left = budget - fixed
+    """Each part's block text: its title and as many lines as the section and the shared budget allow.
+
+    Every part first gets up to :data:`FIRST_LINES` lines (so the acks and the teams are not starved by a long
+    list of notices), then the budget left is filled in order, the most urgent part first."""
+    left = budget - sum(len(_title(part)) + 1 + OVERFLOW_RESERVE for part in found)
+    sizes = [len(_title(part)) for part in found]
+    shown = [0] * len(found)
+
+    def grow(limit: int) -> None:
+        nonlocal left
+        for i, part in enumerate(found):
+            while shown[i] < min(limit, len(part.lines)):
+                cost = len(part.lines[shown[i]].short) + 1
+                if cost > left or sizes[i] + cost + OVERFLOW_RESERVE > SECTION_BUDGET:
+                    break
+                sizes[i], left, shown[i] = sizes[i] + cost, left - cost, shown[i] + 1
+
+    grow(FIRST_LINES)
+    grow(LINES_PER_SECTION)
+    left += sum(OVERFLOW_RESERVE for i, part in enumerate(found) if shown[i] == len(part.lines))  # not needed
+    grow(LINES_PER_SECTION)
     texts = []
-    for part in found:
-        text, shown = (f"{part.icon} " if part.icon else "") + f"*{part.title}*", 0
-        for line in part.lines:
-            grown = len(text) + 1 + len(line.short)
-            if shown >= LINES_PER_SECTION or grown + OVERFLOW_RESERVE > SECTION_BUDGET or len(line.short) > left:
-                break
-            text += "\n" + line.short
-            left -= len(line.short) + 1
-            shown += 1
-        hidden = part.lines[shown:]
+    for i, part in enumerate(found):
+        lines = [_title(part), *(line.short for line in part.lines[:shown[i]])]
+        hidden = part.lines[shown[i]:]
         if hidden:
-            text += "\n" + _clip(part.overflow(hidden), OVERFLOW_RESERVE)
-        texts.append(text)
+            lines.append(_clip(part.overflow(hidden), OVERFLOW_RESERVE))
+        texts.append("\n".join(lines))
     return texts
 
 
 def _text(digest: Digest, found: Sequence[Part], key: str) -> str:
     lines = [_esc(headline(digest)), summary(digest).replace("*", "")]
     for part in found:
-        lines += ["", part.title]
+        lines += ["", part.title + (f" — {part.note}" if part.note else "")]
         lines += [line.full for line in part.lines]
     lines += ["", health_sentence(digest), f"retirewatch weekly digest, key {_esc(key)}"]
     text = "\n".join(lines)

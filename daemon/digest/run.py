@@ -68,6 +68,10 @@ class DigestReport:
         for item in self.channels:
             detail = f" ({item.detail})" if item.detail else ""
             lines.append(f"  {item.channel} [{item.scope}]: {item.outcome.value}{detail}")
+        if self.delivery is not None:
+            d = self.delivery
+            lines.append(f"delivered from the outbox: {d.sent} sent, {d.recovered} found already posted, "
+                         f"{d.retried} to retry, {d.failed} failed")
         for item in self.channels:
             if item.preview is not None:
                 lines.append(f"\n--> {item.channel}\n{item.preview}")
