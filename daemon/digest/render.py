@@ -299,12 +299,12 @@ def _text(digest: Digest, found: Sequence[Part], key: str) -> str:
     for part in found:
         lines += ["", part.title + (f" — {part.note}" if part.note else "")]
         lines += [line.full for line in part.lines]
-    lines += ["", health_sentence(digest), f"retirewatch weekly digest, key {_esc(key)}"]
-    text = "\n".join(lines)
-    if len(text) > TEXT_BUDGET:
-        cut = text[:TEXT_BUDGET].rsplit("\n", 1)[0]
-        text = f"{cut}\n…cut here; every deployment: {CSV_HINT}"
-    return text
+    body = "\n".join(lines)
+    tail = f"\n\n{_esc(health_sentence(digest))}\nretirewatch weekly digest, key {_esc(key)}"
+    if len(body) + len(tail) > TEXT_BUDGET:  # cut the lists, never the watcher's health
+        cut = body[:TEXT_BUDGET - len(tail) - 100].rsplit("\n", 1)[0]
+        body = f"{cut}\n…cut here; every deployment: {CSV_HINT}"
+    return body + tail
 
 
 def metadata(digest: Digest, key: str) -> dict[str, Any]:
