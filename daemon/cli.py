@@ -169,6 +169,21 @@ def cmd_ack(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_digest(ctx: Context) -> int:
+    from daemon.digest import rehearsal_for, run_digest
+    from daemon.notify.slack import SlackClient
+
+    dry_run = ctx.args.dry_run or not rehearsal_for(ctx.config, ctx.clock).may_send
+    slack = None if dry_run else SlackClient(ctx.config.slack)
+    if slack is not None and not slack.has_token:
+        print("retirewatch: SLACK_BOT_TOKEN is not set (use --dry-run to preview without Slack)", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_digest(ctx.config, ctx.clock, ctx.sessions(), slack, dry_run=ctx.args.dry_run,
+                        channel=ctx.args.channel)
+    print(result.describe())
+    return EXIT_ATTENTION if result.failed else EXIT_OK
+
+
 def cmd_demo(ctx: Context) -> int:
     from daemon.demo import run_demo
 
@@ -203,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "nothing")
     notify.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
                         help="keep delivering while a retry falls due within this many seconds (default 30)")
+    digest = add("digest", cmd_digest, "post this week's retirement digest to each channel (once a week per "
+                 "channel) and the overview to the default channel")
+    digest.add_argument("--dry-run", action="store_true", help="print each channel's digest; send and record nothing")
+    digest.add_argument("--channel", metavar="NAME", help="only this channel's digest (the default channel: the "
+                        "overview)")
     alerts_cmd = add("alerts", cmd_alerts, "list pending, sent and failed alerts")
     alerts_cmd.add_argument("--status", choices=("pending", "sending", "sent", "failed"))
     alerts_cmd.add_argument("--format", choices=("table", "json"), default="table")

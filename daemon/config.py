@@ -151,6 +151,11 @@ class TestingConfig(_Section):
     allow_time_travel: bool = False
 
 
+class DigestConfig(_Section):
+    # The weekly digest lists what strikes within this many days (and what changed in the past week).
+    horizon_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -161,6 +166,7 @@ class Config(BaseModel):
     slack: SlackConfig = SlackConfig()
     routes: tuple[RouteConfig, ...] = ()
     testing: TestingConfig = TestingConfig()
+    digest: DigestConfig = DigestConfig()
     source: str = "<defaults>"
 
 

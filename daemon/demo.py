@@ -13,6 +13,7 @@ from azure.identity import ManagedIdentityCredential
 from daemon import report
 from daemon.clock import Clock, today
 from daemon.config import parse_config
+from daemon.digest import DigestReport, run_digest
 from daemon.emulators.arm import ArmEmulator, demo_estate
 from daemon.emulators.slack import SlackEmulator
 from daemon.notify.run import NotifyReport, run_notify
@@ -50,6 +51,7 @@ def run_demo(clock: Clock, *, keep_database: str | None = None, fmt: str = "tabl
                 notified = run_notify(config, clock, sessions, SlackClient(config.slack, token=slack.token),
                                       wait_seconds=5)
                 slack_view = describe_slack(slack, notified)
+                digest_view = describe_digest(run_digest(config, clock, sessions, None, dry_run=True))
     if fmt == "json":
         print(report.to_json(rows))
         return 0
@@ -64,6 +66,7 @@ def run_demo(clock: Clock, *, keep_database: str | None = None, fmt: str = "tabl
           "deployment stops answering; forced/auto-upgrade: Azure moves it to the replacement, untested), and the "
           "size of the move (update scope).")
     print(slack_view)
+    print(digest_view)
     return 0
 
 
@@ -89,4 +92,16 @@ def describe_slack(slack: SlackEmulator, notified: NotifyReport) -> str:
     if first:
         lines.append("\nOne message in full (Slack shows it as Block Kit; this is its plain-text fallback):\n")
         lines.append(first[0].text)
+    return "\n".join(lines)
+
+
+def describe_digest(report: DigestReport) -> str:
+    """The weekly digest each channel would get this week (a dry run: nothing sent, nothing recorded)."""
+    lines = [f"\nWeekly digest (`retirewatch digest`), week {report.week}, as each channel would get it "
+             "(plain-text fallback; Slack shows Block Kit):"]
+    for item in report.channels:
+        if item.preview is None:
+            lines.append(f"\n--> {item.channel}: {item.outcome.value} ({item.detail})")
+        else:
+            lines.append(f"\n--> {item.channel} [{item.scope}]\n{item.preview}")
     return "\n".join(lines)
