@@ -1,4 +1,4 @@
-"""The seed's update-scope table (daemon/lifecycle/scope.py, docs/update-scopes.md), row by row, with model names and
+"""The seed's update-scope table (daemon/lifecycle/scope.py, README "Update scopes"), row by row, with model names and
 versions as Azure spells them in deployments and in the model catalog."""
 
 from __future__ import annotations
