@@ -162,7 +162,8 @@ def _config_file(world: World, tmp_path: Path) -> Path:
         f'[slack]\napi_url = "{slack.api_url}"\nca_bundle = "{slack.ca_bundle}"\ndefault_channel = "#ml-platform"\n'
         f'fallback_channel = "#retirewatch-ops"\nmessages_per_second = 1000\n'
         '[[routes]]\nchannel = "#search"\nmatch = { tags = { team = "search" } }\n'
-        'mentions = { critical = ["<!subteam^S0SEARCH>"] }\n')
+        'mentions = { critical = ["<!subteam^S0SEARCH>"] }\n'
+        '[testing]\nallow_time_travel = true\n')
     return path
 
 
