@@ -61,6 +61,11 @@ def say(message: str) -> None:
 def cmd_poll(ctx: Context) -> int:
     result = run_poll(ctx.config, ctx.clock, ctx.sessions())
     print(describe_poll(result))
+    transient = all(f.status_code is None or f.status_code == 429 or f.status_code >= 500 for f in result.failures)
+    if not result.ok and result.subscriptions == 0 and result.accounts == 0 and transient:
+        say("Azure could not be read at all (see the failures above); the last known inventory is kept: check the "
+            "credential and the network, then poll again")
+        return EXIT_UNAVAILABLE
     return EXIT_OK if result.ok else EXIT_ATTENTION
 
 
