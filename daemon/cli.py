@@ -1,15 +1,19 @@
-"""The command line. Every command is a thin call into the modules; errors a person can fix end with exit code 2
-and a message that says what to do, never a traceback."""
+"""The command line. Every command is a thin call into the modules. Exit codes mean one thing each:
+
+0 ok; 1 finished, with problems worth attention; 2 bad usage or config; 3 a dependency (database, Azure, Slack)
+is unavailable, nothing was lost, run again. Errors are one line that says what happened and what to do, never
+a traceback (``-v`` shows the detail)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,9 +24,13 @@ from daemon.config import Config, ConfigError, load_config
 from daemon.lifecycle import parse_scope_overrides
 from daemon.notify.run import NotifyReport
 from daemon.poll import PollReport, run_poll
+from daemon.rehearsal import Rehearsal, rehearsal_verdict
 from daemon.store import database, queries
 
-EXIT_OK, EXIT_ATTENTION, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+# --now outside these bounds is refused: date arithmetic near the calendar's edges has no meaning here.
+EARLIEST_NOW = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_NOW = datetime(9000, 1, 1, tzinfo=UTC)
 log = logging.getLogger("retirewatch")
 
 
@@ -38,6 +46,14 @@ class Context:
     def sessions(self) -> sessionmaker[Session]:
         return database.session_factory(self.engine())
 
+    def rehearsal(self) -> Rehearsal:
+        """May this run send and change alert state? Not when --now is far from the wall clock (a rehearsal)."""
+        return rehearsal_verdict(self.clock.now(), SystemClock().now(), self.config.testing.allow_time_travel)
+
+
+def say(message: str) -> None:
+    print(f"retirewatch: {message}", file=sys.stderr)
+
 
 # -- commands -------------------------------------------------------------------------------------------------------
 
@@ -45,6 +61,11 @@ class Context:
 def cmd_poll(ctx: Context) -> int:
     result = run_poll(ctx.config, ctx.clock, ctx.sessions())
     print(describe_poll(result))
+    transient = all(f.status_code is None or f.status_code == 429 or f.status_code >= 500 for f in result.failures)
+    if not result.ok and result.subscriptions == 0 and result.accounts == 0 and transient:
+        say("Azure could not be read at all (see the failures above); the last known inventory is kept: check the "
+            "credential and the network, then poll again")
+        return EXIT_UNAVAILABLE
     return EXIT_OK if result.ok else EXIT_ATTENTION
 
 
@@ -84,14 +105,26 @@ def cmd_status(ctx: Context) -> int:
 
 def cmd_db_upgrade(ctx: Context) -> int:
     engine = database.make_engine(ctx.config.database.url)
-    before = database.current_revision(engine)
-    database.upgrade(engine, ctx.args.revision)
-    print(f"database {engine.url!r}: {before or 'empty'} -> {database.current_revision(engine)}")
+    with database.explained(engine):
+        before = database.current_revision(engine)
+        database.upgrade(engine, ctx.args.revision)
+        print(f"database {engine.url!r}: {before or 'empty'} -> {database.current_revision(engine)}")
     return EXIT_OK
 
 
 def cmd_db_downgrade(ctx: Context) -> int:
     engine = database.make_engine(ctx.config.database.url)
+    with database.explained(engine):
+        return _db_downgrade(ctx, engine)
+
+
+def _db_downgrade(ctx: Context, engine: Engine) -> int:
+    undone = database.revisions_undone(engine, database.current_revision(engine), ctx.args.revision)
+    if database.OUTBOX_REVISION in undone and not ctx.args.yes:
+        say(f"downgrading to {ctx.args.revision} drops the alerts outbox, the threads and the acks (revision "
+            f"{database.OUTBOX_REVISION}): every record of what was sent and silenced is lost, and the next "
+            "`retirewatch notify` sends every current alert again. Run it again with --yes to do it.")
+        return EXIT_USAGE
     database.downgrade(engine, ctx.args.revision)
     print(f"database {engine.url!r}: now at {database.current_revision(engine) or 'empty'}")
     return EXIT_OK
@@ -99,7 +132,8 @@ def cmd_db_downgrade(ctx: Context) -> int:
 
 def cmd_db_current(ctx: Context) -> int:
     engine = database.make_engine(ctx.config.database.url)
-    current, head = database.current_revision(engine), database.head_revision(engine)
+    with database.explained(engine):
+        current, head = database.current_revision(engine), database.head_revision(engine)
     state = "up to date" if current == head else f"behind: run `retirewatch db upgrade` to reach {head}"
     print(f"database {engine.url!r}: revision {current or 'none'} ({state})")
     return EXIT_OK if current == head else EXIT_ATTENTION
@@ -107,15 +141,21 @@ def cmd_db_current(ctx: Context) -> int:
 
 def cmd_notify(ctx: Context) -> int:
     from daemon.notify.run import run_notify
-    from daemon.notify.slack import SlackClient
+    from daemon.notify.slack import SlackClient, app_problem
 
     slack = None if ctx.args.dry_run else SlackClient(ctx.config.slack)
-    if slack is not None and not slack.has_token:
-        print("retirewatch: SLACK_BOT_TOKEN is not set (use --dry-run to preview without Slack)", file=sys.stderr)
-        return EXIT_USAGE
-    result = run_notify(ctx.config, ctx.clock, ctx.sessions(), slack, dry_run=ctx.args.dry_run,
-                        wait_seconds=ctx.args.wait)
+    no_token = slack is not None and not slack.has_token
+    result = run_notify(ctx.config, ctx.clock, ctx.sessions(), None if no_token else slack,
+                        dry_run=ctx.args.dry_run, wait_seconds=ctx.args.wait)
     print(describe_notify(result))
+    if no_token and not result.rehearsal:
+        say("SLACK_BOT_TOKEN is not set: nothing was sent and every message stays queued; set it to the app's bot "
+            "token and run notify again (--dry-run previews without Slack)")
+        return EXIT_UNAVAILABLE
+    if result.delivery is not None and result.delivery.unavailable is not None:
+        say(f"{app_problem(result.delivery.unavailable)}. Delivery stopped: nothing was marked failed, every "
+            "message stays pending and the next run sends it")
+        return EXIT_UNAVAILABLE
     failed = result.delivery is not None and result.delivery.failed > 0
     return EXIT_ATTENTION if failed else EXIT_OK
 
@@ -123,7 +163,13 @@ def cmd_notify(ctx: Context) -> int:
 def describe_notify(result: NotifyReport) -> str:
     plan = result.plan
     queued = ", ".join(f"{count} {kind}" for kind, count in sorted(plan.queued.items())) or "nothing new"
-    lines = [f"{plan.at_risk} deployments inside an alerting stage ({len(plan.unowned)} unowned); queued: {queued}"]
+    lines = [f"REHEARSAL: {result.rehearsal}"] if result.rehearsal else []
+    would = "would queue" if result.rehearsal else "queued"
+    lines.append(f"{plan.at_risk} deployments inside an alerting stage ({len(plan.unowned)} unowned); "
+                 f"{would}: {queued}")
+    if result.refused_tags:
+        lines.append(f"{result.refused_tags} account tag(s) named a channel outside slack.allowed_channels: "
+                     "ignored (routes and the default channel applied); told once in the operational channel")
     for channel, text in result.previews:
         lines.append(f"\n--> {channel}\n{text}")
     if result.delivery is not None:
@@ -132,6 +178,31 @@ def describe_notify(result: NotifyReport) -> str:
                      f"{d.failed} failed")
         lines.extend(f"  failed: {error}" for error in d.errors)
     return "\n".join(lines)
+
+
+def cmd_alerts_retry(ctx: Context) -> int:
+    from daemon.notify.retry import RetryError, requeue
+
+    if (ctx.args.key is None) == (not ctx.args.failed):
+        say("alerts retry: give one KEY (or id) or --failed for every failed message")
+        return EXIT_USAGE
+    rehearsal = ctx.rehearsal()
+    sessions = ctx.sessions()
+    try:
+        with sessions() as session:
+            count = requeue(session, ctx.clock.now(), ctx.args.key)
+            if rehearsal.may_send:
+                session.commit()
+            else:
+                session.rollback()
+    except RetryError as exc:
+        say(str(exc))
+        return EXIT_USAGE
+    if not rehearsal.may_send:
+        print(f"REHEARSAL: {rehearsal.reason}\nwould requeue {count} failed message(s)")
+        return EXIT_OK
+    print(f"requeued {count} failed message(s); the next `retirewatch notify` sends them")
+    return EXIT_OK
 
 
 def cmd_alerts(ctx: Context) -> int:
@@ -158,13 +229,22 @@ def cmd_alerts(ctx: Context) -> int:
 def cmd_ack(ctx: Context) -> int:
     from daemon.notify.ack import AckError, acknowledge
 
+    rehearsal = ctx.rehearsal()
+    sessions = ctx.sessions()
     try:
-        with ctx.sessions().begin() as session:
+        with sessions() as session:
             message = acknowledge(session, ctx.config, ctx.clock.now(), ctx.args.deployment,
                                   until=ctx.args.until, note=ctx.args.note)
+            if rehearsal.may_send:
+                session.commit()
+            else:
+                session.rollback()
     except AckError as exc:
-        print(f"retirewatch: {exc}", file=sys.stderr)
+        say(str(exc))
         return EXIT_USAGE
+    if not rehearsal.may_send:
+        print(f"REHEARSAL: {rehearsal.reason}\nwould have: {message}")
+        return EXIT_OK
     print(message)
     return EXIT_OK
 
@@ -198,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", metavar="PATH", help="TOML config file (default: $RETIREWATCH_CONFIG)")
     common.add_argument("--now", metavar="ISO-8601", help="act as if it were this date/time (UTC if no zone)")
-    common.add_argument("-v", "--verbose", action="count", help="more logging (-vv for debug)")
+    common.add_argument("-v", "--verbose", action="count",
+                        help="more logging, and the detail behind an error (-vv for debug)")
 
     parser = argparse.ArgumentParser(
         prog="retirewatch", parents=[common],
@@ -226,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_cmd = add("alerts", cmd_alerts, "list pending, sent and failed alerts")
     alerts_cmd.add_argument("--status", choices=("pending", "sending", "sent", "failed"))
     alerts_cmd.add_argument("--format", choices=("table", "json"), default="table")
+    alerts_commands = alerts_cmd.add_subparsers(dest="alerts_command", required=False, metavar="ALERTS_COMMAND")
+    retry = alerts_commands.add_parser("retry", parents=[common], help="requeue failed messages (one, or --failed: "
+                                       "all); the next notify sends them",
+                                       description="requeue failed messages (one, or --failed: all)")
+    retry.add_argument("key", nargs="?", metavar="KEY", help="the alert's key or id (see `retirewatch alerts`)")
+    retry.add_argument("--failed", action="store_true", help="every failed message")
+    retry.set_defaults(handler=cmd_alerts_retry)
     ack = add("ack", cmd_ack, "silence further alerts for a deployment's current deadline")
     ack.add_argument("deployment", help="the deployment's ARM id, or ACCOUNT/DEPLOYMENT")
     ack.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="alerts resume on this day")
@@ -241,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.set_defaults(handler=cmd_db_upgrade)
     downgrade = db_commands.add_parser("downgrade", parents=[common], help="migrate back to REVISION ('base': empty)")
     downgrade.add_argument("revision")
+    downgrade.add_argument("--yes", action="store_true", help="confirm a downgrade that drops the alerts outbox "
+                           "(below revision 0002): what was sent is forgotten and sent again")
     downgrade.set_defaults(handler=cmd_db_downgrade)
     current = db_commands.add_parser("current", parents=[common], help="show the schema revision; exit 1 if behind")
     current.set_defaults(handler=cmd_db_current)
@@ -262,27 +352,69 @@ def _configure_logging(verbosity: int) -> None:
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+def clock_from(now: str | None) -> Clock:
+    """``--now`` as a clock (absent: the system clock); ValueError says what is wrong with it."""
+    if now is None:
+        return SystemClock()
+    if not now.strip():
+        raise ValueError("empty: give an ISO-8601 date or date-time, or leave --now out")
+    try:
+        instant = parse_instant(now.strip())
+    except OverflowError:
+        instant = None
+    if instant is None or not EARLIEST_NOW <= instant < LATEST_NOW:
+        raise ValueError(f"{now!r} is outside the dates retirewatch can act on ({EARLIEST_NOW:%Y-%m-%d} to "
+                         f"{LATEST_NOW:%Y-%m-%d})")
+    return FixedClock(instant)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(getattr(args, "verbose", 0))
-    now = getattr(args, "now", None)
+    verbosity = getattr(args, "verbose", 0)
+    _configure_logging(verbosity)
     try:
-        clock: Clock = FixedClock(parse_instant(now)) if now else SystemClock()
+        clock = clock_from(getattr(args, "now", None))
     except ValueError as exc:
-        parser.error(f"--now: {exc}")
+        say(f"--now: {exc}")
+        return EXIT_USAGE
     try:
         ctx = Context(config=load_config(getattr(args, "config", None)), clock=clock, args=args)
         code: int = args.handler(ctx)
+        sys.stdout.flush()
         return code
     except ConfigError as exc:
-        print(f"retirewatch: config error: {exc}", file=sys.stderr)
+        say(f"config error: {exc}")
         return EXIT_USAGE
     except database.DatabaseError as exc:
-        print(f"retirewatch: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc), exc.exit_code, exc, verbosity)
+    except BrokenPipeError:  # `retirewatch alerts | head`: the reader has what it wanted
+        _silence_stdout()
+        return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if database.is_database_failure(exc):
+            problem = database.explain(exc, mid_run=True)
+            return _fail(str(problem), problem.exit_code, exc, verbosity)
+        return _fail(f"unexpected error ({type(exc).__name__}: {database.first_line(exc)}); this is a bug: "
+                     "please report it with the detail", EXIT_ATTENTION, exc, verbosity)
+
+
+def _fail(message: str, code: int, exc: BaseException, verbosity: int) -> int:
+    say(message + ("" if verbosity else " (run with -v for the detail)"))
+    if verbosity:
+        log.error("detail", exc_info=exc)
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

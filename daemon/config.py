@@ -7,6 +7,8 @@ are read from the environment.
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,10 +17,16 @@ from typing import Annotated, Any
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 ENV_CONFIG = "RETIREWATCH_CONFIG"
 ENV_DATABASE_URL = "RETIREWATCH_DATABASE_URL"
 PUBLIC_CLOUD_ARM = "https://management.azure.com"
+STAGES = ("notice", "warning", "urgent", "critical", "overdue")
+CONSEQUENCES = ("outage", "forced-upgrade", "auto-upgrade")
+# The update scopes an [escalation.scope.NAME] section may name (daemon.lifecycle.scope.UpdateScope's values).
+SCOPES = ("minor-version", "intermediate-version", "major-version", "variant", "generational",
+          "model-change-general", "model-change-specialized", "deployment-option-change", "unknown")
 
 
 class ConfigError(Exception):
@@ -77,6 +85,11 @@ class StageThresholds(_Section):
     urgent: Days | None = None
     critical: tuple[Days, ...] | None = None
 
+    @field_validator("critical")
+    @classmethod
+    def _critical_decreasing(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        return _strictly_decreasing(value) if value is not None else None
+
 
 class EscalationConfig(_Section):
     notice: Days = 90
@@ -90,20 +103,27 @@ class EscalationConfig(_Section):
     consequence: dict[str, StageThresholds] = Field(default_factory=dict)
     scope: dict[str, StageThresholds] = Field(default_factory=dict)
 
+    @field_validator("critical")
+    @classmethod
+    def _critical_decreasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _strictly_decreasing(value)
+
     @field_validator("unsilenceable")
     @classmethod
     def _known_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - {"notice", "warning", "urgent", "critical", "overdue"})
-        if unknown:
-            raise ValueError(f"unknown stage(s) {unknown}; stages are notice, warning, urgent, critical, overdue")
+        _known("stage", value, STAGES)
         return value
 
     @field_validator("consequence")
     @classmethod
     def _known_consequences(cls, value: dict[str, StageThresholds]) -> dict[str, StageThresholds]:
-        unknown = sorted(set(value) - {"outage", "forced-upgrade", "auto-upgrade"})
-        if unknown:
-            raise ValueError(f"unknown consequence(s) {unknown}; use outage, forced-upgrade, auto-upgrade")
+        _known("consequence", value, CONSEQUENCES)
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _known_scopes(cls, value: dict[str, StageThresholds]) -> dict[str, StageThresholds]:
+        _known("update scope", value, SCOPES)
         return value
 
 
@@ -120,13 +140,31 @@ class SlackConfig(_Section):
     timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
     ca_bundle: str | None = None
+    # Channels an account tag (channel_tag) may name: globs such as "#team-*" or a channel id; absent: any.
+    # A tag naming another channel is ignored (routes and the default channel apply) and reported once.
+    allowed_channels: tuple[str, ...] | None = None
 
     @field_validator("api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s):// URL")
+        if value.startswith("http://") and not _is_loopback(value):
+            raise ValueError("a plain http:// URL would send the bot token in clear: use https:// "
+                             "(http:// is allowed only for loopback: 127.0.0.1, ::1, localhost)")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("default_channel", "fallback_channel")
+    @classmethod
+    def _channel_named(cls, value: str | None) -> str | None:
+        return _channel(value) if value is not None else None
+
+    @field_validator("allowed_channels")
+    @classmethod
+    def _globs_named(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and any(not glob.strip().lstrip("#").strip() for glob in value):
+            raise ValueError("an empty pattern matches no channel: remove it or name a channel glob")
+        return value
 
 
 class RouteMatch(_Section):
@@ -143,6 +181,17 @@ class RouteConfig(_Section):
     match: RouteMatch = RouteMatch()
     # Per-stage mentions, e.g. { critical = ["<!subteam^S0123>"], overdue = ["<!here>"] }.
     mentions: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_named(cls, value: str) -> str:
+        return _channel(value)
+
+    @field_validator("mentions")
+    @classmethod
+    def _known_stages(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        _known("stage", value, STAGES)
+        return value
 
 
 class TestingConfig(_Section):
@@ -183,6 +232,42 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return _apply_environment(config, env)
 
 
+def _known(what: str, names: Any, known: tuple[str, ...]) -> None:
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        raise PydanticCustomError("unknown_name", "unknown {what} {listed}; use one of {known}",
+                                  {"what": what + ("s" if len(unknown) > 1 else ""), "listed": listed,
+                                   "known": ", ".join(known)})
+
+
+def _strictly_decreasing(days: tuple[int, ...]) -> tuple[int, ...]:
+    if any(later >= earlier for earlier, later in itertools.pairwise(days)):
+        raise ValueError("critical days must be listed in strictly decreasing order, e.g. [7, 1]")
+    return days
+
+
+def _channel(value: str) -> str:
+    if not value.strip().lstrip("#").strip():
+        raise ValueError("a channel name cannot be blank: alerts sent there would be lost")
+    return value
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_config(raw: Mapping[str, Any], source: str) -> Config:
     if "source" in raw:
         raise ConfigError(f"{source}: source: unknown key")
@@ -190,7 +275,9 @@ def parse_config(raw: Mapping[str, Any], source: str) -> Config:
         config = Config.model_validate({**raw, "source": source})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
-    _check_scope_overrides(config)
+    problems = [*_scope_override_problems(config), *_threshold_problems(config.escalation)]
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {problem}" for problem in problems))
     return config
 
 
@@ -219,13 +306,47 @@ def _describe(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _check_scope_overrides(config: Config) -> None:
+def _scope_override_problems(config: Config) -> list[str]:
     from daemon.lifecycle.scope import parse_scope_overrides
 
-    try:
-        parse_scope_overrides(config.update_scopes)
-    except ValueError as exc:
-        raise ConfigError(f"{config.source}: update_scopes: {exc}") from None
+    problems = []
+    for key, value in config.update_scopes.items():  # one line per entry that is wrong
+        try:
+            parse_scope_overrides({key: value})
+        except ValueError as exc:
+            problems.append(f"update_scopes: {exc}")
+    return problems
+
+
+def _threshold_problems(escalation: EscalationConfig) -> list[str]:
+    """Thresholds must decrease strictly, notice > warning > urgent > critical[0] > critical[1] ..., in the
+    defaults and wherever per-consequence and per-scope overrides merge with them: a stage that is not earlier
+    than the next one would never be told."""
+    from daemon.lifecycle.escalation import policy_from_config
+
+    policy = policy_from_config(escalation)
+    problems: list[str] = []
+    seen: set[tuple[str, int, str, int]] = set()
+    for consequence in (None, *escalation.consequence):
+        for scope in (None, *escalation.scope):
+            merged = policy.thresholds_for(consequence or "", scope)
+            where = " with ".join([f"escalation.consequence.{consequence}"] * bool(consequence)
+                                  + [f"escalation.scope.{scope}"] * bool(scope)) or "escalation"
+            ordered = [(name, days) for name, days in (("notice", merged.notice), ("warning", merged.warning),
+                                                       ("urgent", merged.urgent)) if days is not None]
+            ordered += [(f"critical[{i}]", days) for i, days in enumerate(merged.critical or ())]
+            for (earlier, early_days), (later, late_days) in itertools.pairwise(ordered):
+                if late_days < early_days:
+                    continue
+                key = (earlier, early_days, later, late_days)
+                if key in seen:
+                    continue  # the same clash, reached again through another combination
+                seen.add(key)
+                merged_note = "" if where == "escalation" else " (after merging with the defaults)"
+                problems.append(f"{where}: {earlier} ({early_days} days) must be more than {later} "
+                                f"({late_days} days){merged_note}: thresholds must decrease notice > warning > "
+                                "urgent > critical, or a stage is never told")
+    return problems
 
 
 def _apply_environment(config: Config, env: Mapping[str, str]) -> Config:

@@ -40,6 +40,8 @@ def run_demo(clock: Clock, *, keep_database: str | None = None, fmt: str = "tabl
                           "default_channel": "#ml-alerts", "fallback_channel": "#retirewatch-ops",
                           "messages_per_second": 1000},
                 "routes": DEMO_ROUTES,
+                # The demo's Slack is the built-in emulator: `retirewatch demo --now` may post there at any date.
+                "testing": {"allow_time_travel": True},
             }, "<demo>")
             sessions = database.session_factory(database.open_database(url))
             credential = ManagedIdentityCredential()

@@ -1,5 +1,6 @@
 """``retirewatch ack``: silence a deployment's current deadline (until a date, or until it changes), and say so in
-its thread. Acks are never deleted; a later ack for the same deadline supersedes an earlier one."""
+its thread. Acks are never deleted; a later ack for the same deadline supersedes an earlier one, and an ack
+identical to the one in force changes nothing (no second row, no second message)."""
 
 from __future__ import annotations
 
@@ -41,17 +42,26 @@ def find_deployment(session: Session, reference: str) -> DeploymentRow:
 
 def acknowledge(session: Session, config: Config, now: datetime, reference: str, *, until: date | None,
                 note: str | None) -> str:
+    if until is not None and until <= now.date():
+        raise AckError(f"--until {until} is not in the future (today is {now.date()}): alerts resume on that day, "
+                       "so give a later one, or leave --until out to silence this deadline until it changes")
     deployment = find_deployment(session, reference)
     thread = session.scalars(select(AlertThreadRow).where(AlertThreadRow.deployment_key == deployment.key,
                                                           AlertThreadRow.closed_at.is_(None))).first()
     if thread is None:
         raise AckError(f"{deployment.account_name}/{deployment.name} has no open alert to acknowledge")
+    span = f"until {until}" if until else "for this deadline"
+    in_force = session.scalars(select(AckRow).where(AckRow.deployment_key == deployment.key,
+                                                    AckRow.deadline == thread.deadline)
+                               .order_by(AckRow.id.desc()).limit(1)).first()
+    if in_force is not None and in_force.until == until and (in_force.note or None) == (note or None):
+        return (f"{deployment.account_name}/{deployment.name} (deadline {thread.deadline}) is already "
+                f"acknowledged {span}: nothing changed, nothing posted")
     who = _user()
     session.add(AckRow(deployment_key=deployment.key, deadline=thread.deadline, until=until, note=note,
                        created_by=who, created_at=now))
     session.flush()
     ack_count = len(session.scalars(select(AckRow.id).where(AckRow.deployment_key == deployment.key)).all())
-    span = f"until {until}" if until else "for this deadline"
     unsilenceable = ", ".join(config.escalation.unsilenceable) or "nothing"
     text = (f"Acknowledged by {who} {span}: no more alerts for "
             f"{deployment.account_name}/{deployment.name} (deadline {thread.deadline}) except {unsilenceable}."
@@ -63,7 +73,8 @@ def acknowledge(session: Session, config: Config, now: datetime, reference: str,
                      account=record.account_name, deployment=record.name, location=record.location,
                      model=record.model_name, version=record.model_version, sku=record.sku_name,
                      upgrade_option=record.upgrade_option, consequence=thread.consequence,
-                     retirement_date=deployment.retirement_date, strikes_on=thread.deadline, detail=text)
+                     retirement_date=deployment.retirement_date, strikes_on=thread.deadline, detail=text,
+                     days_left=(thread.deadline - now.date()).days if thread.deadline else None)
     message = render_alert(view, config.slack.portal_url)
     alerts.enqueue(session, alerts.NewAlert(
         key=key, kind=MessageKind.ACKNOWLEDGED.value, channel=thread.channel, thread_id=thread.id,

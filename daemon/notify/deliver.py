@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock
-from daemon.notify.slack import SlackClient, SlackMessage, SlackResult, Verdict, backoff_seconds
+from daemon.notify.slack import SlackClient, SlackMessage, SlackResult, Verdict, api_error, backoff_seconds
 from daemon.store import alerts
 from daemon.store.schema import AlertRow, AlertThreadRow
 
@@ -33,6 +34,9 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # Set when Slack refused the app itself (revoked token, missing scope): the run stopped there and every
+    # message is still pending, with no attempt counted.
+    unavailable: str | None = None
 
 
 class _RunClock:
@@ -66,6 +70,8 @@ class Deliverer:
                 ids = alerts.due_ids(session, clock.now())
             for alert_id in ids:
                 self._deliver_one(alert_id, clock, report)
+                if report.unavailable is not None:
+                    return report
             if ids:
                 continue
             wait = self._seconds_until_next_due(clock)
@@ -119,7 +125,12 @@ class Deliverer:
 
     def _look_for_earlier_send(self, row: AlertRow, channel: str, thread_ts: str | None,
                                since: datetime) -> SlackResult | None:
-        channel_id = channel if not channel.startswith("#") else self._slack.channel_id(channel)
+        try:
+            channel_id = channel if not channel.startswith("#") else self._slack.channel_id(channel)
+        except SlackApiError as exc:
+            return api_error(exc)
+        except (SlackClientError, OSError) as exc:
+            return SlackResult(Verdict.RETRY, error=f"{type(exc).__name__}: {exc}")
         if channel_id is None:
             return None  # the channel does not exist: nothing can have been posted there
         found = self._slack.find_own_message(channel_id, row.key, since=since, thread_ts=thread_ts)
@@ -151,6 +162,13 @@ class Deliverer:
             row = session.get_one(AlertRow, alert_id)
             now = clock.now()
             row.lease_until = None
+            if result.verdict is Verdict.UNAVAILABLE:  # the app, not this message: hold everything, burn nothing
+                row.status, row.next_attempt_at, row.last_error = alerts.PENDING, now, result.error
+                row.attempts = max(0, row.attempts - 1)
+                if not result.uncertain:
+                    row.attempt_started_at = None
+                report.unavailable = result.error or "unavailable"
+                return
             if result.verdict is Verdict.SENT:
                 row.status, row.sent_at, row.last_error, row.attempt_started_at = alerts.SENT, now, None, None
                 row.channel_id = result.channel_id or row.channel_id

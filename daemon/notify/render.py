@@ -19,6 +19,9 @@ from typing import Any
 
 EVENT_ALERT = "model_retirement_alert"
 EVENT_RESOLVED = "model_retirement_resolved"
+# Problems of retirewatch itself (Slack refusing a channel, a poll that failed): a workflow that triggers on
+# retirement alerts must never fire on these, so they have their own event type.
+EVENT_OPERATIONAL = "retirewatch_operational"
 MAX_BLOCKS = 50
 HEADER_CHARS = 150
 SECTION_CHARS = 3000
@@ -75,6 +78,9 @@ class AlertView:
     date_pending: bool = False  # a retirement is announced without a date
     date_model: str | None = None  # the base model whose dates a fine-tune inherits
     replacement_refused: str | None = None
+    # Operational messages only: what went wrong (a stable name) and when it was first seen (ISO 8601).
+    problem: str = ""
+    first_seen: str = ""
 
 
 @dataclass(frozen=True)
@@ -239,7 +245,7 @@ def headline(view: AlertView, *, parent: bool = False) -> tuple[str, str]:
     subject = _subject(view)
     if view.kind is MessageKind.RESOLVED or (view.kind is not MessageKind.STAGE and not parent):
         emoji, words = _KIND_HEADLINE.get(view.kind, (":gear:", "retirewatch"))
-        about = subject or view.detail or "operational notice"
+        about = subject or _operational_title(view) or "operational notice"
         return emoji, f"{words}: {about}"
     stage = view.stage or "notice"
     short = _SHORT_CONSEQUENCE.get(view.consequence, "retirement")
@@ -256,9 +262,21 @@ def _paragraphs(view: AlertView, *, parent: bool) -> list[str]:
     if view.kind is MessageKind.RESOLVED:  # what it runs now; the deadline is no longer the point
         now_runs = [f"Deployment {_name(view.deployment)} now runs {_model(view)}."] if view.model else []
         return [*detail, *now_runs]
-    if view.kind is MessageKind.OPERATIONAL and not view.deployment:
-        return detail or ["Operational notice."]
+    if view.kind is MessageKind.OPERATIONAL and not view.deployment:  # the title is the headline: said once
+        body = _operational_body(view)
+        return [_clip(body, DETAIL_CHARS)] if body else ["Operational notice."]
     return [*detail, *situation(view)]
+
+
+def _operational_title(view: AlertView) -> str:
+    """An operational message's first detail line is its title (the headline); the rest is its body."""
+    if view.kind is not MessageKind.OPERATIONAL or not view.detail:
+        return ""
+    return view.detail.split("\n", 1)[0]
+
+
+def _operational_body(view: AlertView) -> str:
+    return view.detail.split("\n", 1)[1].strip() if view.detail and "\n" in view.detail else ""
 
 
 def portal_link(view: AlertView, portal_url: str) -> str | None:
@@ -280,7 +298,14 @@ def _fields(view: AlertView) -> list[dict[str, Any]]:
 
 
 def metadata(view: AlertView, *, parent: bool) -> dict[str, Any]:
-    """Slack message metadata: strings, numbers and bools only, so workflows and recovery can read it."""
+    """Slack message metadata: strings, numbers and bools only, so workflows and recovery can read it.
+
+    Messages about deployments are ``model_retirement_alert`` / ``model_retirement_resolved`` and always name the
+    deployment; problems of retirewatch itself are ``retirewatch_operational`` and name none."""
+    if view.kind is MessageKind.OPERATIONAL:
+        return {"event_type": EVENT_OPERATIONAL,
+                "event_payload": {"problem": view.problem, "first_seen": view.first_seen,
+                                  "alert_key": view.alert_key, "kind": view.kind.value}}
     payload: dict[str, str | int | bool] = {
         "deployment_id": view.deployment_id,
         "deadline": view.strikes_on.isoformat() if view.strikes_on else "",

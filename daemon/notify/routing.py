@@ -3,7 +3,10 @@
 Precedence, first that applies:
 
 1. the account tag named ``slack.channel_tag`` (e.g. ``retirewatch-channel = "#ml-platform"``) names the
-   channel directly; mentions come from the first ``[[routes]]`` entry that matches, if any;
+   channel directly, if ``slack.allowed_channels`` (globs; absent: any) allows it; a tag it does not allow is
+   ignored (the rules below apply) and recorded in :attr:`Router.refused_tags` for one operational alert.
+   Mentions come from the first ``[[routes]]`` entry that matches, and only when the tag names that route's
+   own channel (a route's mentions are never sent to a channel the route did not name);
 2. the first ``[[routes]]`` entry whose every given matcher matches (fnmatch globs, case-insensitive, since
    Azure names and tag keys are case-insensitive); a ``tags`` matcher needs every listed key present with a
    value matching its glob; a route with no matcher at all matches everything;
@@ -74,22 +77,44 @@ def route_matches(match: RouteMatch, *, subscription_id: str, resource_group: st
     return _tags_match(match.tags, tags)
 
 
+def channel_allowed(channel: str, allowed: Sequence[str] | None) -> bool:
+    """Whether ``channel`` (normalized) matches one of the ``allowed`` globs (``None``: everything is allowed)."""
+    if allowed is None:
+        return True
+    for glob in allowed:
+        pattern = glob.strip()
+        if _CHANNEL_ID.match(pattern):
+            if channel == pattern:
+                return True
+        elif fnmatchcase(channel, "#" + pattern.lstrip("#").lower()):
+            return True
+    return False
+
+
 class Router:
-    """Built once from the config; :meth:`route` is pure and cheap."""
+    """Built once from the config; :meth:`route` is cheap and depends only on its arguments. The one thing it
+    remembers is which account tags it refused (``refused_tags``: (account, channel) pairs), so the caller can
+    report them."""
 
     def __init__(self, routes: Sequence[RouteConfig], slack: SlackConfig) -> None:
         self._routes = tuple(routes)
         self._channel_tag = slack.channel_tag.casefold()
         self._default = normalize_channel(slack.default_channel)
+        self._allowed = slack.allowed_channels
+        self.refused_tags: set[tuple[str, str]] = set()
 
     def route(self, *, subscription_id: str, resource_group: str, account: str, deployment: str,
               tags: Mapping[str, str]) -> RouteTarget:
         matched = self._first_match(subscription_id=subscription_id, resource_group=resource_group,
                                     account=account, deployment=deployment, tags=tags)
         tagged = self._tag_channel(tags)
+        if tagged is not None and not channel_allowed(tagged[1], self._allowed):
+            self.refused_tags.add((account, tagged[1]))
+            tagged = None
         if tagged is not None:
             key, channel = tagged
-            mentions = matched[1].mentions if matched else {}
+            own = matched is not None and normalize_channel(matched[1].channel) == channel
+            mentions = matched[1].mentions if matched is not None and own else {}
             return RouteTarget(channel, MappingProxyType(dict(mentions)), f"tag:{key}", True)
         if matched is not None:
             name, config = matched

@@ -1,4 +1,7 @@
-"""``retirewatch notify``: evaluate, queue what is due (one transaction), deliver (separately, retryable)."""
+"""``retirewatch notify``: evaluate, queue what is due (one transaction), deliver (separately, retryable).
+
+A run whose clock is far from the wall clock is a rehearsal (daemon/rehearsal.py): it acts as ``--dry-run`` unless
+the config allows time travel, so no rehearsal posts a real alert or uses up the one the real day will need."""
 
 from __future__ import annotations
 
@@ -7,15 +10,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.clock import Clock
+from daemon.clock import Clock, SystemClock
 from daemon.config import Config
 from daemon.lifecycle import parse_scope_overrides
 from daemon.lifecycle.escalation import policy_from_config
 from daemon.notify.deliver import Deliverer, DeliveryReport
-from daemon.notify.ops import DeliveryFailureReporter, report_poll_failures
+from daemon.notify.ops import DeliveryFailureReporter, report_poll_failures, report_refused_tags
 from daemon.notify.plan import Planner, PlanReport
 from daemon.notify.routing import Router
 from daemon.notify.slack import SlackClient
+from daemon.rehearsal import rehearsal_verdict
 from daemon.store import queries
 from daemon.store.schema import AlertRow
 
@@ -25,6 +29,8 @@ class NotifyReport:
     plan: PlanReport
     delivery: DeliveryReport | None = None
     previews: list[tuple[str, str]] = field(default_factory=list)  # (channel, text) in a dry run
+    rehearsal: str = ""  # why this run acted as --dry-run though it was not asked to (empty: it was not)
+    refused_tags: int = 0  # account tags naming a channel outside slack.allowed_channels (ignored)
 
 
 def ops_channel(config: Config) -> str:
@@ -32,29 +38,41 @@ def ops_channel(config: Config) -> str:
 
 
 def plan_due(session: Session, config: Config, clock: Clock) -> PlanReport:
-    planner = Planner(config, policy_from_config(config.escalation), Router(config.routes, config.slack),
+    return _plan(session, config, clock).plan
+
+
+def _plan(session: Session, config: Config, clock: Clock) -> NotifyReport:
+    router = Router(config.routes, config.slack)
+    planner = Planner(config, policy_from_config(config.escalation), router,
                       parse_scope_overrides(config.update_scopes))
     now = clock.now()
-    report = planner.plan(session, now)
+    report = NotifyReport(plan=planner.plan(session, now), refused_tags=len(router.refused_tags))
     last = queries.last_poll(session)
     if last is not None and report_poll_failures(session, ops_channel(config), now, last.id, last.failures):
-        report.count("operational")
+        report.plan.count("operational")
+    if report_refused_tags(session, ops_channel(config), now, router.refused_tags):
+        report.plan.count("operational")
     return report
 
 
 def run_notify(config: Config, clock: Clock, sessions: sessionmaker[Session], slack: SlackClient | None, *,
-               dry_run: bool = False, wait_seconds: float = 30.0) -> NotifyReport:
-    if dry_run:
+               dry_run: bool = False, wait_seconds: float = 30.0, wall_clock: Clock | None = None) -> NotifyReport:
+    """Plan, then deliver with ``slack`` (``None``: queue only). ``wall_clock`` (default: the system clock) is
+    what ``clock`` is compared with to tell a rehearsal."""
+    verdict = rehearsal_verdict(clock.now(), (wall_clock or SystemClock()).now(),
+                                config.testing.allow_time_travel)
+    if dry_run or not verdict.may_send:
         with sessions() as session:
             first_new = (session.scalar(select(AlertRow.id).order_by(AlertRow.id.desc()).limit(1)) or 0) + 1
-            report = NotifyReport(plan=plan_due(session, config, clock))
+            report = _plan(session, config, clock)
             rows = session.scalars(select(AlertRow).where(AlertRow.id >= first_new).order_by(AlertRow.id)).all()
             report.previews = [(row.channel, str(row.message.get("text", ""))) for row in rows
                                if row.kind != "parent_update"]
+            report.rehearsal = "" if dry_run else verdict.reason
             session.rollback()
         return report
     with sessions.begin() as session:
-        report = NotifyReport(plan=plan_due(session, config, clock))
+        report = _plan(session, config, clock)
     if slack is None:
         return report
     deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,

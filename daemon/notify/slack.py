@@ -1,4 +1,6 @@
-"""The one module that talks to Slack. Every call returns a verdict: sent, retry after N seconds, or failed for good.
+"""The one module that talks to Slack. Every call returns a verdict: sent, retry after N seconds, failed for good,
+or unavailable (Slack refuses the app itself: a revoked token, a missing scope; nothing can be sent until a person
+fixes it, so the run stops and every message stays pending).
 
 slack_sdk's ``WebClient`` raises on a 429 at once and retries only connection errors; the waiting belongs to the
 durable outbox (which reschedules the row), not to a sleeping thread, so nothing here sleeps.
@@ -24,14 +26,27 @@ from daemon.config import SlackConfig
 log = logging.getLogger(__name__)
 
 ENV_TOKEN = "SLACK_BOT_TOKEN"
-# Errors that retrying cannot heal: the alert is marked failed and an operational alert raised.
-PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "token_revoked",
-    "token_expired", "account_inactive", "msg_too_long", "invalid_blocks", "invalid_metadata_format",
-    "invalid_metadata_schema", "missing_scope", "restricted_action", "no_permission", "channel_is_archived",
-    "invalid_arguments", "message_not_found", "cant_update_message", "edit_window_closed", "no_text",
-    "too_many_attachments", "team_access_not_granted", "ekm_access_denied", "org_login_required",
+# Errors about the app, not the message: every call would fail the same way. The run stops, nothing is marked
+# failed, no attempt is counted, and the next run tries again once a person has fixed the token or its scopes.
+APP_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope",
 })
+# Errors that retrying this message cannot heal: the alert is marked failed and an operational alert raised.
+PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks",
+    "invalid_metadata_format", "invalid_metadata_schema", "restricted_action", "no_permission",
+    "channel_is_archived", "invalid_arguments", "message_not_found", "cant_update_message", "edit_window_closed",
+    "no_text", "too_many_attachments", "team_access_not_granted", "ekm_access_denied", "org_login_required",
+})
+_APP_ADVICE = {
+    "invalid_auth": "the bot token is not valid: set SLACK_BOT_TOKEN to the app's current bot token (xoxb-...)",
+    "not_authed": "no bot token reached Slack: set SLACK_BOT_TOKEN",
+    "token_revoked": "the bot token was revoked: reinstall the Slack app and set SLACK_BOT_TOKEN to its new token",
+    "token_expired": "the bot token expired: set SLACK_BOT_TOKEN to a fresh token",
+    "account_inactive": "the bot's account is deactivated: reactivate or reinstall the Slack app",
+    "missing_scope": "the bot token lacks a scope: add chat:write, chat:write.public, channels:history, "
+                     "groups:history, channels:read and groups:read, reinstall the app",
+}
 BACKOFF_BASE_SECONDS = 5.0
 CLOCK_SKEW_SECONDS = 300.0  # look this much further back than our own clock says the attempt began
 BACKOFF_MAX_SECONDS = 3600.0
@@ -41,6 +56,13 @@ class Verdict(StrEnum):
     SENT = "sent"
     RETRY = "retry"
     FAILED = "failed"
+    UNAVAILABLE = "unavailable"  # Slack refuses the app itself (APP_ERRORS): stop, keep every message pending
+
+
+def app_problem(error: str) -> str:
+    """One line for a person: what Slack said about the app and what to do."""
+    advice = _APP_ADVICE.get(error.split(" ", 1)[0], "fix the Slack app's token or scopes")
+    return f"Slack refuses the app ({error}): {advice}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +125,7 @@ class SlackClient:
                 if payload.get("alert_key") == alert_key:
                     return SlackResult(Verdict.SENT, channel_id=channel_id, ts=message.get("ts"))
         except SlackApiError as exc:
-            return _api_error(exc)
+            return api_error(exc)
         except (SlackClientError, urllib.error.URLError, OSError) as exc:
             return SlackResult(Verdict.RETRY, error=f"{type(exc).__name__}: {exc}")
         return None
@@ -142,7 +164,7 @@ class SlackClient:
         try:
             response = call()
         except SlackApiError as exc:
-            result = _api_error(exc)
+            result = api_error(exc)
             log.warning("slack %s: %s (%s)", method, result.error, result.verdict)
             return result
         except (SlackClientError, urllib.error.URLError, TimeoutError, OSError) as exc:
@@ -151,13 +173,17 @@ class SlackClient:
         return SlackResult(Verdict.SENT, channel_id=response.get("channel"), ts=response.get("ts"))
 
 
-def _api_error(exc: SlackApiError) -> SlackResult:
+def api_error(exc: SlackApiError) -> SlackResult:
     response = exc.response
     status = getattr(response, "status_code", None)
     error = str((response.data or {}).get("error") if isinstance(response.data, dict) else "") or f"http {status}"
     if status == 429 or error == "ratelimited":
         retry_after = _retry_after(response.headers)
         return SlackResult(Verdict.RETRY, retry_after=retry_after, error="ratelimited")
+    if error in APP_ERRORS:
+        data = response.data if isinstance(response.data, dict) else {}
+        needed = f" (needed: {data['needed']})" if error == "missing_scope" and data.get("needed") else ""
+        return SlackResult(Verdict.UNAVAILABLE, error=error + needed)
     if error in PERMANENT_ERRORS:
         return SlackResult(Verdict.FAILED, error=error)
     return SlackResult(Verdict.RETRY, error=error)

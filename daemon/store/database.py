@@ -1,5 +1,9 @@
 """Engines, sessions and the schema version: the embedded SQLite database upgrades itself, any other database must
-be upgraded on purpose (``retirewatch db upgrade``) and every command refuses to run against one that is behind."""
+be upgraded on purpose (``retirewatch db upgrade``) and every command refuses to run against one that is behind.
+
+Every failure a person can meet becomes a :class:`DatabaseError` with one line saying what happened and what to
+do: :class:`DatabaseUnavailable` (exit 3: down, unreachable, locked; nothing was lost, run again) or a problem
+of the configuration or the file itself (exit 2: unsupported URL, read-only, not a database, unknown revision)."""
 
 from __future__ import annotations
 
@@ -12,14 +16,69 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+# The revision that creates the alerts outbox, threads and acks: going below it forgets what was sent.
+OUTBOX_REVISION = "0002"
 
 
 class DatabaseError(Exception):
-    """A database problem a person must act on (unreachable, behind the code, unknown URL)."""
+    """A database problem a person must act on (behind the code, unknown URL, read-only, not a database)."""
+
+    exit_code = 2
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached or used right now; nothing was lost, and running again will do."""
+
+    exit_code = 3
+
+
+def explain(exc: BaseException, url: object = None, *, mid_run: bool = False) -> DatabaseError:
+    """The one line a person reads for a driver or SQLAlchemy error (pure: looks at the message only)."""
+    detail = first_line(getattr(exc, "orig", None) or exc)
+    text = detail.casefold()
+    where = f"database {url!r}" if url is not None else "the database"
+    if isinstance(exc, CommandError):
+        return DatabaseError(f"{detail}: see the revisions with `retirewatch db current`")
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return DatabaseError(f"{where} is read-only ({detail}); retirewatch writes to it: drop mode=ro from the "
+                             "URL or fix the file's permissions")
+    if "file is not a database" in text or "malformed" in text or "not a database" in text:
+        return DatabaseError(f"{where} is not a usable SQLite database ({detail}): restore it from a backup "
+                             "or point database.url at another file")
+    if "unable to open database file" in text:
+        return DatabaseError(f"cannot open {where} ({detail}): check the path and its directory's permissions")
+    if ("does not exist" in text and "database" in text) or "authentication failed" in text \
+            or "password" in text:
+        return DatabaseError(f"cannot use {where} ({detail}): check database.url / RETIREWATCH_DATABASE_URL")
+    if "no such table" in text or "undefinedtable" in text or ("relation" in text and "does not exist" in text):
+        return DatabaseError(f"{where} lacks retirewatch's tables ({detail}): run `retirewatch db upgrade`")
+    if mid_run:
+        return DatabaseUnavailable(f"the database connection failed mid-run ({detail}); nothing was lost "
+                                   "(what was not committed is redone): run the command again once it is back")
+    return DatabaseUnavailable(f"{where} is unavailable ({detail}); nothing was changed: check that it is up "
+                               "and reachable, then run the command again")
+
+
+@contextmanager
+def explained(engine: Engine) -> Iterator[None]:
+    """Turn the driver's and Alembic's errors inside the block into a :class:`DatabaseError` for ``engine``."""
+    try:
+        yield
+    except (SQLAlchemyError, CommandError) as exc:
+        raise explain(exc, engine.url) from exc
+    finally:
+        engine.dispose()
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    return isinstance(exc, SQLAlchemyError)
 
 
 def make_engine(url: str) -> Engine:
@@ -27,6 +86,9 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise DatabaseError(f"database url is not a SQLAlchemy URL: {url!r}") from None
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r} in {parsed!r}: use "
+                            "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -38,22 +100,38 @@ def make_engine(url: str) -> Engine:
         raise DatabaseError("use the psycopg 3 driver: postgresql+psycopg://...")
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, SQLAlchemyError) as exc:
+        raise DatabaseError(f"cannot use {parsed!r}: {first_line(exc)}; use postgresql+psycopg://") from None
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    if not cursor.execute("PRAGMA query_only").fetchone()[0] and not _read_only(dbapi_connection):
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _read_only(dbapi_connection: object) -> bool:
+    """Whether SQLite opened the main database read-only (``mode=ro``): WAL cannot be switched on then."""
+    try:
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        rows = cursor.execute("PRAGMA database_list").fetchall()
+        cursor.close()
+        return bool(rows) and "mode=ro" in str(rows[0][2] or "")
+    except Exception:
+        return False
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
     config = AlembicConfig()
     script_location = importlib.resources.files("daemon.migrations")
     config.set_main_option("script_location", str(script_location))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # ConfigParser interpolates "%": a URL's %-escapes (sqlite:///file%3A...) must be doubled.
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     return config
 
 
@@ -82,6 +160,25 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(config, revision)
 
 
+def revisions_undone(engine: Engine, current: str | None, target: str) -> list[str]:
+    """The revisions a downgrade from ``current`` to ``target`` would undo, newest first."""
+    if current is None:
+        return []
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    try:
+        lower = None if target == "base" else script.get_revision(target)
+    except CommandError:
+        raise DatabaseError(f"unknown revision {target!r}: see `retirewatch db current`") from None
+    if target != "base" and lower is None:
+        raise DatabaseError(f"unknown revision {target!r}: see `retirewatch db current`")
+    undone = []
+    for revision in script.iterate_revisions(current, "base"):
+        if lower is not None and revision.revision == lower.revision:
+            break
+        undone.append(revision.revision)
+    return undone
+
+
 def open_database(url: str) -> Engine:
     """An engine whose schema matches the code, or a :class:`DatabaseError` that says what to do."""
     engine = make_engine(url)
@@ -89,12 +186,16 @@ def open_database(url: str) -> Engine:
         current = current_revision(engine)
     except Exception as exc:  # the driver's own errors: unreachable host, bad credentials, ...
         engine.dispose()
-        raise DatabaseError(f"cannot open database {engine.url!r}: {_first_line(exc)}") from None
+        raise explain(exc, engine.url) from None
     head = head_revision(engine)
     if current == head:
         return engine
     if engine.dialect.name == "sqlite":
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise explain(exc, engine.url) from None
         return engine
     engine.dispose()
     state = "has no retirewatch schema" if current is None else f"is at schema revision {current}"
@@ -103,7 +204,7 @@ def open_database(url: str) -> Engine:
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

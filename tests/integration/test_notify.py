@@ -32,7 +32,7 @@ from tests.integration.world import (
 TODAY = date(2026, 3, 1)
 
 
-def scenario() -> dict[str, Any]:
+def scenario(today: date = TODAY) -> dict[str, Any]:
     return estate([
         account_entry("search", {"team": "search"}, [
             deployment_entry("chat", "gpt-4o", "2024-05-13"),  # 5 days: critical
@@ -41,11 +41,11 @@ def scenario() -> dict[str, Any]:
         account_entry("owned-by-tag", {"retirewatch-channel": "#ml-ops"}, [
             deployment_entry("safe", "gpt-5.1", "2025-11-13")]),
     ], [
-        catalog_entry("gpt-4o", "2024-05-13", TODAY + timedelta(days=5)),
-        catalog_entry("gpt-4o-mini", "2024-07-18", TODAY + timedelta(days=25), replacementConfig={
+        catalog_entry("gpt-4o", "2024-05-13", today + timedelta(days=5)),
+        catalog_entry("gpt-4o-mini", "2024-07-18", today + timedelta(days=25), replacementConfig={
             "targetModelName": "gpt-4.1-mini", "targetModelVersion": "2025-04-14"}),
         catalog_entry("gpt-4.1-mini", "2025-04-14", None, default=True),
-        catalog_entry("o1", "2024-12-17", TODAY + timedelta(days=80), status="Tentative"),
+        catalog_entry("o1", "2024-12-17", today + timedelta(days=80), status="Tentative"),
         catalog_entry("gpt-5.1", "2025-11-13", None, default=True),
     ])
 
@@ -135,6 +135,7 @@ def test_permanent_error_fails_the_alert_and_raises_one_operational_alert(world:
     assert {row.last_error for row in failed} == {"not_in_channel"}
     ops = world.slack.messages("#retirewatch-ops")
     assert len(ops) == 1 and "not_in_channel" in ops[0].text
+    assert ops[0].text.count("marked failed: not_in_channel") == 1, "the detail is stated once"
     world.clock.set(world.clock.now() + timedelta(hours=1))
     world.notify()
     assert len(world.slack.messages("#retirewatch-ops")) == 1, "one operational alert, not one per retry"
@@ -154,7 +155,7 @@ def test_lost_answer_is_found_in_history_not_sent_twice(world: World) -> None:
     assert {row.status for row in alerts(world)} == {"sent"} and all(row.ts for row in alerts(world))
 
 
-def _config_file(world: World, tmp_path: Path) -> Path:
+def _config_file(world: World, tmp_path: Path, *, time_travel: bool = True) -> Path:
     slack = world.config.slack
     path = tmp_path / "retirewatch.toml"
     path.write_text(
@@ -162,7 +163,8 @@ def _config_file(world: World, tmp_path: Path) -> Path:
         f'[slack]\napi_url = "{slack.api_url}"\nca_bundle = "{slack.ca_bundle}"\ndefault_channel = "#ml-platform"\n'
         f'fallback_channel = "#retirewatch-ops"\nmessages_per_second = 1000\n'
         '[[routes]]\nchannel = "#search"\nmatch = { tags = { team = "search" } }\n'
-        'mentions = { critical = ["<!subteam^S0SEARCH>"] }\n')
+        'mentions = { critical = ["<!subteam^S0SEARCH>"] }\n'
+        f'[testing]\nallow_time_travel = {str(time_travel).lower()}\n')
     return path
 
 
@@ -197,14 +199,21 @@ def test_ack_silences_and_tells_the_thread(world: World, tmp_path: Path, capsys:
     world.notify()
     config = str(_config_file(world, tmp_path))
     now = ["--now", at(TODAY).isoformat(), "--config", config]
+    for past in ("2026-02-01", TODAY.isoformat()):
+        assert main(["ack", "search/mini", "--until", past, *now]) == 2
+        err = capsys.readouterr().err
+        assert "not in the future" in err and err.count("\n") == 1
     assert main(["ack", "search/mini", "--until", "2026-03-20", "--note", "moving next sprint", *now]) == 0
     assert "acknowledged search/mini" in capsys.readouterr().out
+    assert main(["ack", "search/mini", "--until", "2026-03-20", "--note", "moving next sprint", *now]) == 0
+    assert "nothing changed" in capsys.readouterr().out, "the same ack twice is a no-op"
     assert main(["ack", "nope", *now]) == 2
     assert "no deployment 'nope'" in capsys.readouterr().err
     world.notify()
     mini = [m for m in world.slack.messages() if payload(m)["deployment_id"].endswith("/mini")]
-    assert [payload(m)["kind"] for m in mini] == ["stage", "acknowledged"]
+    assert [payload(m)["kind"] for m in mini] == ["stage", "acknowledged"], "one ack message, not two"
     assert mini[1].thread_ts == mini[0].ts and "moving next sprint" in mini[1].text
+    assert "no date announced" not in mini[1].text.lower() and "In 25 days:" in mini[1].text
     world.go_to(TODAY + timedelta(days=11))  # 14 days left: urgent, but acked until 03-20
     world.step()
     assert len([m for m in world.slack.messages() if payload(m)["deployment_id"].endswith("/mini")]) == 2
@@ -234,3 +243,144 @@ def test_poll_failures_raise_one_operational_alert_a_day(world: World) -> None:
     run_poll(world.config, world.clock, world.sessions, credential=ManagedIdentityCredential())
     world.notify()
     assert len(world.slack.messages("#retirewatch-ops")) == 2
+
+
+# -- whole-app Slack outages, requeueing, rehearsals, channel tags, operational metadata -------------------------
+
+
+def _notify_cli(world: World, tmp_path: Path, *, time_travel: bool = True, now: str | None = None) -> list[str]:
+    return ["notify", "--wait", "0", "--config", str(_config_file(world, tmp_path, time_travel=time_travel)),
+            "--now", now or at(TODAY).isoformat()]
+
+
+@pytest.mark.parametrize("error", ["token_revoked", "missing_scope", "invalid_auth"])
+def test_a_revoked_token_holds_every_message_pending_then_sends_each_once(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        error: str) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", world.slack.token)
+    notify = _notify_cli(world, tmp_path)
+    world.slack.revoke_token(error)
+    for _ in range(2):  # still revoked at the next run: still nothing failed, nothing burnt
+        assert main(notify) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and error in err and "Traceback" not in err
+        assert "stays pending" in err
+        rows = alerts(world)
+        assert len(rows) == 3 and {(r.status, r.attempts) for r in rows} == {("pending", 0)}
+    assert len(world.slack.calls("chat.postMessage")) == 2, "each run stopped at the first refusal"
+    assert world.slack.messages() == []
+    world.slack.reset_faults()  # the token is fixed
+    assert main(notify) == 0
+    keys = [payload(m)["alert_key"] for m in world.slack.messages()]
+    assert len(keys) == 3 and len(set(keys)) == 3, "every message once"
+    assert {r.status for r in alerts(world)} == {"sent"}
+    assert world.slack.messages("#retirewatch-ops") == [], "an app outage is not a channel problem"
+
+
+def test_no_token_queues_and_exits_3(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    assert main(_notify_cli(world, tmp_path)) == 3
+    err = capsys.readouterr().err
+    assert "SLACK_BOT_TOKEN is not set" in err and err.count("\n") == 1
+    assert {(r.status, r.attempts) for r in alerts(world)} == {("pending", 0)} and world.slack.calls() == []
+    world.notify()
+    assert len(world.slack.messages()) == 3
+
+
+def test_alerts_retry_requeues_failed_messages(world: World, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    world.slack.fail_channel("#search", "not_in_channel")
+    world.notify()
+    failed = [row for row in alerts(world) if row.status == "failed"]
+    assert len(failed) == 2
+    world.slack.clear_channel("#search")
+    now = ["--config", str(_config_file(world, tmp_path)), "--now", at(TODAY).isoformat()]
+    assert main(["alerts", "retry", *now]) == 2
+    assert main(["alerts", "retry", "no-such-key", *now]) == 2
+    sent = next(row for row in alerts(world) if row.status == "sent")
+    assert main(["alerts", "retry", sent.key, *now]) == 2
+    assert "not failed" in capsys.readouterr().err
+    assert main(["alerts", "retry", failed[0].key, *now]) == 0
+    assert "requeued 1 failed message" in capsys.readouterr().out
+    assert main(["alerts", "retry", "--failed", *now]) == 0
+    assert "requeued 1 failed message" in capsys.readouterr().out
+    assert {(r.status, r.attempts) for r in alerts(world) if r.key in {f.key for f in failed}} == {("pending", 0)}
+    world.notify()
+    assert {r.status for r in alerts(world)} == {"sent"}
+    search = [payload(m)["alert_key"] for m in world.slack.messages("#search")]
+    assert sorted(search) == sorted(f.key for f in failed), "each requeued message sent once"
+
+
+def test_a_far_now_is_a_rehearsal_that_sends_and_records_nothing(world: World, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", world.slack.token)
+    assert main(_notify_cli(world, tmp_path, time_travel=False)) == 0  # 2026-03-01: far from any wall clock now
+    out = capsys.readouterr().out
+    assert out.startswith("REHEARSAL: --now is") and "would queue: 3 stage" in out
+    assert world.slack.calls() == [] and alerts(world) == []
+    world.notify()  # the rig (allow_time_travel) sends; now an ack and a retry rehearsed change nothing
+    rows = alerts(world)
+    config = ["--config", str(_config_file(world, tmp_path, time_travel=False)), "--now", at(TODAY).isoformat()]
+    assert main(["ack", "search/mini", *config]) == 0
+    assert capsys.readouterr().out.startswith("REHEARSAL:")
+    assert main(["alerts", "retry", "--failed", *config]) == 0
+    assert [(r.id, r.status) for r in alerts(world)] == [(r.id, r.status) for r in rows]
+    from daemon.store.schema import AckRow
+
+    with world.sessions() as session:
+        assert session.scalars(select(AckRow)).all() == []
+
+
+def test_a_now_within_a_day_of_the_wall_clock_sends(database_url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.clock import SystemClock
+
+    wall = SystemClock().now()
+    with make_world(scenario(wall.date()), database_url, wall.date()) as live:
+        live.poll()
+        monkeypatch.setenv("SLACK_BOT_TOKEN", live.slack.token)
+        now = (wall + timedelta(hours=1)).isoformat()
+        assert main(_notify_cli(live, tmp_path, time_travel=False, now=now)) == 0
+        assert "REHEARSAL" not in capsys.readouterr().out
+        assert len(live.slack.messages()) == 3
+
+
+def test_a_tag_outside_allowed_channels_is_ignored_and_reported_once(database_url: str) -> None:
+    tagged = scenario()
+    lab = tagged["subscriptions"][0]["accounts"][1]
+    lab["tags"] = {"retirewatch-channel": "#general"}
+    with make_world(tagged, database_url, TODAY) as world:
+        world.config = world.config.model_copy(update={"slack": world.config.slack.model_copy(
+            update={"allowed_channels": ("#search", "#ml-*")})})
+        world.poll()
+        report = world.notify()
+        assert report.refused_tags == 1
+        assert world.slack.messages("#general") == []
+        lab_alerts = [payload(m) for m in world.slack.messages("#ml-platform")]
+        assert [p["deployment_id"].rsplit("/", 1)[-1] for p in lab_alerts] == ["tentative"], "the default channel"
+        ops = world.slack.messages("#retirewatch-ops")
+        assert len(ops) == 1 and "#general" in ops[0].text and "lab" in ops[0].text
+        world.go_to(TODAY + timedelta(days=1))
+        world.step()
+        assert len(world.slack.messages("#retirewatch-ops")) == 1, "reported once"
+
+
+def test_operational_messages_have_their_own_metadata(world: World) -> None:
+    world.slack.fail_channel("#search", "channel_not_found")
+    world.notify()
+    ops = world.slack.messages("#retirewatch-ops")
+    assert len(ops) == 1
+    meta = ops[0].metadata or {}
+    assert meta["event_type"] == "retirewatch_operational"
+    assert {"problem", "first_seen", "alert_key"} <= set(meta["event_payload"])
+    assert "channel_not_found" in meta["event_payload"]["problem"]
+    assert meta["event_payload"]["first_seen"].startswith(TODAY.isoformat())
+    assert "deployment_id" not in meta["event_payload"]
+    about_deployments = [m for m in world.slack.messages() if m.channel != world.slack.channel_id("#retirewatch-ops")]
+    assert about_deployments
+    for message in about_deployments:
+        assert (message.metadata or {})["event_type"] in ("model_retirement_alert", "model_retirement_resolved")
+        assert payload(message)["deployment_id"].startswith("/subscriptions/")

@@ -9,7 +9,7 @@ import pytest
 
 from daemon.config import SlackConfig
 from daemon.emulators.slack import SlackEmulator
-from daemon.notify.slack import SlackClient, SlackMessage, Verdict
+from daemon.notify.slack import SlackClient, SlackMessage, Verdict, app_problem
 
 
 @pytest.fixture
@@ -69,9 +69,23 @@ def test_permanent_channel_errors_fail(slack: SlackEmulator, error: str) -> None
     assert (result.verdict, result.error) == (Verdict.FAILED, error)
 
 
-def test_bad_token_fails_for_good(slack: SlackEmulator) -> None:
+def test_a_bad_token_is_the_app_unavailable_not_a_failed_message(slack: SlackEmulator) -> None:
     result = client(slack, token="xoxb-wrong").post("#alerts", message("k"))
-    assert (result.verdict, result.error) == (Verdict.FAILED, "invalid_auth")
+    assert (result.verdict, result.error) == (Verdict.UNAVAILABLE, "invalid_auth")
+    assert "SLACK_BOT_TOKEN" in app_problem(result.error or "")
+
+
+@pytest.mark.parametrize("error", ["token_revoked", "invalid_auth", "not_authed", "account_inactive",
+                                   "missing_scope"])
+def test_app_wide_errors_are_unavailable(slack: SlackEmulator, error: str) -> None:
+    slack.revoke_token(error)
+    api = client(slack)
+    for result in (api.post("#alerts", message("k")), api.update("C0ALERTS1", "1.0", message("k")),
+                   api.find_own_message("C0ALERTS1", "k", since=datetime.now(UTC))):
+        assert result is not None and (result.verdict, result.error) == (Verdict.UNAVAILABLE, error)
+    assert slack.messages() == []
+    slack.reset_faults()
+    assert api.post("#alerts", message("k")).verdict is Verdict.SENT
 
 
 def test_a_lost_answer_is_uncertain(slack: SlackEmulator) -> None:

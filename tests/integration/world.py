@@ -99,6 +99,7 @@ def world_config(arm: ArmEmulator, slack: SlackEmulator, url: str, **extra: Any)
                   "fallback_channel": "#retirewatch-ops", "messages_per_second": 1000, "max_attempts": 3},
         "routes": [{"name": "search", "channel": "#search", "match": {"tags": {"team": "search"}},
                     "mentions": {"critical": ["<!subteam^S0SEARCH>"]}}],
+        "testing": {"allow_time_travel": True},  # the world's clock is wherever each test moves it
     }
     raw.update(extra)
     return parse_config(raw, "<world>")

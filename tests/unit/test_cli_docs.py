@@ -21,7 +21,7 @@ def commands() -> list[str]:
                 nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
                 if nested:
                     found.extend(f"{name} {child}" for n in nested for child in n.choices)
-                else:
+                if not nested or not all(n.required for n in nested):  # `alerts` is a command and has `retry`
                     found.append(name)
     return found
 

@@ -12,6 +12,7 @@ import pytest
 
 from daemon.notify.render import (
     EVENT_ALERT,
+    EVENT_OPERATIONAL,
     EVENT_RESOLVED,
     AlertView,
     MessageKind,
@@ -122,7 +123,7 @@ def test_stage_alert_says_it_in_plain_words(view: AlertView, sentences: list[str
         (MessageKind.RESOLVED, "Resolved: the deployment now runs gpt-5.1 2025-11-13.",
          ":white_check_mark: Resolved", EVENT_RESOLVED),
         (MessageKind.OPERATIONAL, "Channel #search-oncall does not exist (channel_not_found).",
-         ":gear: retirewatch", EVENT_ALERT),
+         ":gear: retirewatch", EVENT_OPERATIONAL),
     ],
 )
 def test_each_kind_renders(kind: MessageKind, detail: str | None, headline: str, event: str) -> None:
@@ -137,17 +138,19 @@ def test_each_kind_renders(kind: MessageKind, detail: str | None, headline: str,
 
 
 def test_operational_without_a_deployment() -> None:
-    view = AlertView(kind=MessageKind.OPERATIONAL, alert_key="op|azure|2026-03-01",
-                     detail="Subscription 1111 answered 403 for three polls.")
+    view = AlertView(kind=MessageKind.OPERATIONAL, alert_key="op|azure|2026-03-01", problem="poll|abc",
+                     first_seen="2026-03-01T06:00:00+00:00",
+                     detail="Subscription 1111 answered 403 for three polls.\n• read subscriptions: 403 Forbidden")
     message = render_alert(view, PORTAL)
     header = message.blocks[0]["text"]["text"]
     assert header == ":gear: retirewatch: Subscription 1111 answered 403 for three polls."
-    assert "Subscription 1111 answered 403" in message.text
+    assert message.text.count("Subscription 1111 answered 403") == 1, "the detail is stated once"
+    assert message.blocks[1]["text"]["text"].count("403 Forbidden") == 1
+    assert "Subscription 1111" not in message.blocks[1]["text"]["text"], "the title is the header, not the body"
     assert "Azure portal" not in message.text
-    assert message.metadata == {"event_type": EVENT_ALERT, "event_payload": {
-        "deployment_id": "", "deadline": "", "retirement_date": "", "stage": "", "consequence": "none",
-        "alert_key": "op|azure|2026-03-01", "kind": "operational", "parent": False, "model": "",
-        "version": ""}}
+    assert message.metadata == {"event_type": EVENT_OPERATIONAL, "event_payload": {
+        "problem": "poll|abc", "first_seen": "2026-03-01T06:00:00+00:00", "alert_key": "op|azure|2026-03-01",
+        "kind": "operational"}}
 
 
 def test_metadata_payload() -> None:

@@ -78,11 +78,14 @@ def test_normalize_channel(raw: str, expected: str) -> None:
         # First match wins.
         (where(resource_group="rg-search-eu", deployment="x-prod", tags={"team": "ml", "env": "prod"}),
          "#search-oncall", "search-prod", True, ("<!subteam^S0SEARCH>",)),
-        # The ownership tag names the channel directly; mentions still come from the first matching route.
+        # The ownership tag names the channel directly; a matching route's mentions stay in the route's own
+        # channel: a tag naming another channel drops them, a tag naming the route's channel keeps them.
         (where(tags={"retirewatch-channel": "Data-Science"}), "#data-science", "tag:retirewatch-channel",
          True, ()),
         (where(resource_group="rg-search-eu", deployment="chat-prod", tags={"Retirewatch-Channel": "#ds"}),
-         "#ds", "tag:Retirewatch-Channel", True, ("<!subteam^S0SEARCH>",)),
+         "#ds", "tag:Retirewatch-Channel", True, ()),
+        (where(resource_group="rg-search-eu", deployment="chat-prod", tags={"retirewatch-channel": "#Search-Oncall"}),
+         "#search-oncall", "tag:retirewatch-channel", True, ("<!subteam^S0SEARCH>",)),
         # An empty tag value does not count.
         (where(tags={"retirewatch-channel": "  "}), "#retirewatch", "default", False, ()),
     ],
@@ -112,3 +115,41 @@ def test_no_routes_default_channel() -> None:
     target = Router((), SlackConfig()).route(**where())
     assert (target.channel, target.route, target.owned, dict(target.mentions)) == (
         "#retirewatch", "default", False, {})
+
+
+ALLOWED = SlackConfig(default_channel="retirewatch", allowed_channels=("#team-*", "ml-platform", "C0OWNED12"))
+
+
+@pytest.mark.parametrize(
+    ("tag", "channel", "route"),
+    [
+        ("#team-search", "#team-search", "tag:retirewatch-channel"),
+        ("Team-Search", "#team-search", "tag:retirewatch-channel"),
+        ("#ml-platform", "#ml-platform", "tag:retirewatch-channel"),
+        ("C0OWNED12", "C0OWNED12", "tag:retirewatch-channel"),
+        # Outside the allowed globs: ignored, the routes and the default channel apply.
+        ("#general", "#retirewatch", "default"),
+        ("#ml-platform-private", "#retirewatch", "default"),
+        ("C0OTHER99", "#retirewatch", "default"),
+    ],
+)
+def test_allowed_channels_limit_what_a_tag_may_name(tag: str, channel: str, route: str) -> None:
+    router = Router(ROUTES, ALLOWED)
+    target = router.route(**where(account="acct-1", tags={"retirewatch-channel": tag}))
+    assert (target.channel, target.route) == (channel, route)
+    assert router.refused_tags == (set() if route != "default" else {("acct-1", normalize_channel(tag))})
+
+
+def test_a_refused_tag_falls_through_to_the_matching_route_with_its_mentions() -> None:
+    router = Router(ROUTES, ALLOWED)
+    target = router.route(**where(resource_group="rg-search-eu", deployment="chat-prod",
+                                  tags={"retirewatch-channel": "#everyone"}))
+    assert (target.channel, target.route) == ("#search-oncall", "search-prod")
+    assert target.mentions_for("critical") == ("<!subteam^S0SEARCH>",)
+    assert router.refused_tags == {("acct", "#everyone")}
+
+
+def test_without_allowed_channels_any_tag_is_taken() -> None:
+    router = Router(ROUTES, SlackConfig(default_channel="retirewatch"))
+    assert router.route(**where(tags={"retirewatch-channel": "#anything"})).channel == "#anything"
+    assert router.refused_tags == set()
