@@ -40,6 +40,7 @@ class MessageKind(StrEnum):
     LIFECYCLE_CHANGED = "lifecycle_changed"
     RESOLVED = "resolved"
     ACKNOWLEDGED = "acknowledged"
+    FINE_TUNE_ENDS = "fine_tune_ends"  # deprecation.fineTune: the last day to train on the model, told once
     OPERATIONAL = "operational"
 
 
@@ -102,6 +103,7 @@ _KIND_HEADLINE = {
     MessageKind.LIFECYCLE_CHANGED: (":label:", "Lifecycle changed"),
     MessageKind.RESOLVED: (":white_check_mark:", "Resolved"),
     MessageKind.ACKNOWLEDGED: (":ok_hand:", "Acknowledged"),
+    MessageKind.FINE_TUNE_ENDS: (":hammer_and_wrench:", "Fine-tuning ends"),
     MessageKind.OPERATIONAL: (":gear:", "retirewatch"),
 }
 _CONTEXT_LABEL = {MessageKind.STAGE: "escalation"}
