@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -42,8 +43,18 @@ def plan_due(session: Session, config: Config, clock: Clock) -> PlanReport:
     return report
 
 
+def deliver_outbox(config: Config, clock: Clock, sessions: sessionmaker[Session], slack: SlackClient, *,
+                   wait_seconds: float = 0.0, should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
+    """Deliver what the outbox holds (the service's retry pass, and the second half of ``notify``)."""
+    deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
+                          max_attempts=config.slack.max_attempts,
+                          on_permanent_failure=DeliveryFailureReporter(ops_channel(config), clock.now()))
+    return deliverer.run(wait_seconds=wait_seconds, should_stop=should_stop)
+
+
 def run_notify(config: Config, clock: Clock, sessions: sessionmaker[Session], slack: SlackClient | None, *,
-               dry_run: bool = False, wait_seconds: float = 30.0) -> NotifyReport:
+               dry_run: bool = False, wait_seconds: float = 30.0,
+               should_stop: Callable[[], bool] | None = None) -> NotifyReport:
     if dry_run:
         with sessions() as session:
             first_new = (session.scalar(select(AlertRow.id).order_by(AlertRow.id.desc()).limit(1)) or 0) + 1
@@ -57,8 +68,6 @@ def run_notify(config: Config, clock: Clock, sessions: sessionmaker[Session], sl
         report = NotifyReport(plan=plan_due(session, config, clock))
     if slack is None:
         return report
-    deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
-                          max_attempts=config.slack.max_attempts,
-                          on_permanent_failure=DeliveryFailureReporter(ops_channel(config), clock.now()))
-    report.delivery = deliverer.run(wait_seconds=wait_seconds)
+    report.delivery = deliver_outbox(config, clock, sessions, slack, wait_seconds=wait_seconds,
+                                     should_stop=should_stop)
     return report
