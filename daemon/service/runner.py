@@ -166,9 +166,13 @@ class Service:
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start_state(self) -> None:
+        """What the database remembers: the last good poll, the last digest slot claimed."""
         self._last_success = self.work.last_success_started()
         self._digest_claimed = self.work.claimed_digest_slot()
+
+    def start(self) -> None:
+        self.start_state()
         next_digest = schedule.next_fire(self.trigger, self.started_at)
         log.info("service clock starts at %s; poll every %s, deliver every %s, digest %r in %s (next %s)%s",
                  self.started_at.isoformat(), schedule.format_duration(self.poll_every),
