@@ -17,7 +17,7 @@ _SECRETS = (
     re.compile(r"\bxox[abeoprs]-[A-Za-z0-9-]+"),
     re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)([\"']?(?:authorization|token|client_secret|identity_header|x-identity-header)[\"']?\s*[:=]\s*"
-               r"[\"']?)(?!\[redacted\])[^\s\"',}]+"),
+               r"[\"']?)(?!\[redacted\]|bearer\b)[^\s\"',}]+"),
 )
 REDACTED = "[redacted]"
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}

@@ -33,7 +33,6 @@ from tests.integration.world import (
     SUB,
     World,
     account_entry,
-    at,
     catalog_entry,
     deployment_entry,
     estate,
