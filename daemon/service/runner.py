@@ -27,12 +27,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from daemon.service import schedule
 from daemon.service.http import HealthServer, health_app
 from daemon.service.jobs import Work
 from daemon.service.metrics import build_registry
 from daemon.store import watch
+from daemon.store.database import DatabaseError
 
 log = logging.getLogger("retirewatch.service")
 TICK_SECONDS = 1
@@ -168,8 +170,11 @@ class Service:
 
     def start_state(self) -> None:
         """What the database remembers: the last good poll, the last digest slot claimed."""
-        self._last_success = self.work.last_success_started()
-        self._digest_claimed = self.work.claimed_digest_slot()
+        try:
+            self._last_success = self.work.last_success_started()
+            self._digest_claimed = self.work.claimed_digest_slot()
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"cannot read the service's state: {str(exc).splitlines()[0]}") from None
 
     def start(self) -> None:
         self.start_state()

@@ -190,6 +190,16 @@ def test_staleness_and_readiness() -> None:
     assert not down.ready and down.reason == "database does not answer: connection refused"
 
 
+def test_a_poll_that_read_the_estate_counts_even_if_some_subscriptions_refused() -> None:
+    from daemon.store.watch import read_something
+
+    assert read_something(subscriptions=3, unread_subscriptions=0, status="ok")
+    assert read_something(subscriptions=3, unread_subscriptions=2, status="partial"), "403 on two of three"
+    assert not read_something(subscriptions=3, unread_subscriptions=3, status="partial"), "read nothing"
+    assert not read_something(subscriptions=0, unread_subscriptions=0, status="failed")
+    assert not read_something(subscriptions=3, unread_subscriptions=0, status="stopped")
+
+
 # -- the clock -----------------------------------------------------------------------------------------------------
 
 
