@@ -205,6 +205,30 @@ def test_the_service_polls_notifies_runs_the_digest_answers_http_and_stops_on_si
             assert watch.claimed_slot(session, DIGEST_SLOT) == SLOT
 
 
+def test_sigterm_mid_poll_stops_between_subscriptions_and_exits_0_within_the_grace(tmp_path: Path) -> None:
+    two = scenario()
+    two["subscriptions"].append({**two["subscriptions"][0], "subscriptionId": "22222222-2222-3333-4444-555555555555",
+                                 "displayName": "dev"})
+    url = f"sqlite:///{tmp_path / 'retirewatch.sqlite'}"
+    with make_world(two, url, MONDAY) as world:
+        world.arm.faults.slow("", seconds=2)  # every ARM answer takes 2 s: the poll is still running below
+        service = Running(world, config_file(world, tmp_path), SLOT - timedelta(hours=1))
+        try:
+            service.wait_for("start")
+            time.sleep(1)
+        finally:
+            code, took = service.stop()
+        assert code == 0, "".join(service.lines)
+        assert took < GRACE, f"took {took:.1f}s"
+        assert service.named("stopping") and service.named("stopped")
+        poll = service.named("poll")
+        assert len(poll) == 1 and "stopped: shutting down" in poll[0]["message"], "".join(service.lines)
+        assert not service.named("notify"), "no new work after the signal"
+        with world.sessions() as session:
+            assert session.scalar(select(PollRow.status)) == "stopped"
+        assert world.slack.messages() == []
+
+
 def test_bad_schedule_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[schedule]\npoll_every = "6 hours"\n')
