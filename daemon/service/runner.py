@@ -29,6 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
+from daemon.config import ConfigError
 from daemon.service import schedule
 from daemon.service.http import HealthServer, health_app
 from daemon.service.jobs import Work
@@ -186,7 +187,11 @@ class Service:
                  "" if self.work.may_send else "; rehearsal: nothing is sent", extra={"event": "start"})
         address = self.work.config.service.address
         if address is not None:
-            self.http = HealthServer(address[0], address[1], health_app(self.readiness, self.registry))
+            try:
+                self.http = HealthServer(address[0], address[1], health_app(self.readiness, self.registry))
+            except OSError as exc:
+                raise ConfigError(f"{self.work.config.source}: service.listen: cannot listen on "
+                                  f"{self.work.config.service.listen}: {exc.strerror or exc}") from None
             self.http.start()
             log.info("listening on http://%s:%s (/healthz, /readyz, /metrics)", address[0], self.http.port,
                      extra={"event": "listening", "port": self.http.port})

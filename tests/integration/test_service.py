@@ -238,6 +238,22 @@ def test_bad_schedule_config_exits_2_naming_file_and_key(tmp_path: Path) -> None
     assert f"{path}: schedule.poll_every: " in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_port_in_use_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from daemon.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        path = tmp_path / "retirewatch.toml"
+        path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "db.sqlite"}"\n'
+                        f'[service]\nlisten = "127.0.0.1:{taken.getsockname()[1]}"\n')
+        # --now a year back: a rehearsal, which needs no Slack token
+        assert main(["run", "--config", str(path), "--now", "2025-03-02T09:00:00Z"]) == 2
+    assert f"{path}: service.listen: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+
+
 # -- the job functions, with an injected clock -----------------------------------------------------------------
 
 
