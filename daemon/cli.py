@@ -264,6 +264,27 @@ def cmd_digest(ctx: Context) -> int:
     return EXIT_ATTENTION if result.failed else EXIT_OK
 
 
+def cmd_run(ctx: Context) -> int:
+    from daemon.clock import OffsetClock
+    from daemon.notify.slack import SlackClient
+    from daemon.rehearsal import rehearsal_verdict
+    from daemon.service.jobs import Work
+    from daemon.service.runner import Service
+
+    # --now: the service clock starts there and runs on at real speed, and the schedule follows it.
+    clock: Clock = OffsetClock(ctx.clock.now()) if getattr(ctx.args, "now", None) else SystemClock()
+    verdict = rehearsal_verdict(clock.now(), SystemClock().now(), ctx.config.testing.allow_time_travel)
+    if not verdict.may_send:
+        log.warning("%s", verdict.reason)
+    slack = SlackClient(ctx.config.slack)
+    if verdict.may_send and not slack.has_token:
+        print("retirewatch: SLACK_BOT_TOKEN is not set (the service posts alerts and the digest to Slack)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    work = Work(config=ctx.config, clock=clock, sessions=ctx.sessions(), slack=slack, may_send=verdict.may_send)
+    return Service(work).run_until_signalled()
+
+
 def cmd_demo(ctx: Context) -> int:
     from daemon.demo import run_demo
 
@@ -280,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--now", metavar="ISO-8601", help="act as if it were this date/time (UTC if no zone)")
     common.add_argument("-v", "--verbose", action="count",
                         help="more logging, and the detail behind an error (-vv for debug)")
+    common.add_argument("--log-format", choices=("text", "json"),
+                        help="log lines as text (default) or one JSON object per line, for log shippers")
 
     parser = argparse.ArgumentParser(
         prog="retirewatch", parents=[common],
@@ -318,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("deployment", help="the deployment's ARM id, or ACCOUNT/DEPLOYMENT")
     ack.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="alerts resume on this day")
     ack.add_argument("--note", help="why; posted to the thread")
+    add("run", cmd_run, "run as a service: poll, notify, deliver and post the weekly digest on schedule; "
+        "/healthz, /readyz and /metrics on [service] listen")
     demo = add("demo", cmd_demo, "run the real pipeline against a built-in simulated Azure estate (no account needed)")
     demo.add_argument("--format", choices=("table", "json", "csv"), default="table")
     demo.add_argument("--database", metavar="URL", help="keep the demo's database here (default: a temporary file)")
@@ -344,12 +369,16 @@ def _date_arg(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def _configure_logging(verbosity: int) -> None:
+def _configure_logging(verbosity: int, fmt: str = "text") -> None:
+    from daemon.service.logs import configure_logging
+
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not logging.getLogger().handlers:  # like basicConfig: a host (pytest, an embedding) keeps its own
+        configure_logging(level, fmt, sys.stderr)
     if verbosity < 2:
         for noisy in ("azure", "urllib3", "msal"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
 
 
 def clock_from(now: str | None) -> Clock:
@@ -372,7 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verbosity = getattr(args, "verbose", 0)
-    _configure_logging(verbosity)
+    if args.command == "run":
+        verbosity = max(verbosity, 1)  # a service logs each event it handles
+    _configure_logging(verbosity, getattr(args, "log_format", "text"))
     try:
         clock = clock_from(getattr(args, "now", None))
     except ValueError as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 
@@ -27,6 +29,21 @@ class FixedClock:
 
     def set(self, instant: datetime) -> None:
         self.instant = instant
+
+
+class OffsetClock:
+    """A clock that starts at ``start`` and runs on at real speed: ``retirewatch run --now`` acts on it, so the
+    service's schedule follows the instant it was given. Measured on the monotonic clock, so a wall-clock step
+    (NTP) does not move it."""
+
+    def __init__(self, start: datetime, monotonic: Callable[[], float] = time.monotonic) -> None:
+        if start.tzinfo is None:
+            raise ValueError("OffsetClock needs an aware start instant")
+        self._start, self._monotonic = start.astimezone(UTC), monotonic
+        self._origin = monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._monotonic() - self._origin)
 
 
 def parse_instant(text: str) -> datetime:

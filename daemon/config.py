@@ -12,11 +12,12 @@ import itertools
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 ENV_CONFIG = "RETIREWATCH_CONFIG"
@@ -205,6 +206,67 @@ class DigestConfig(_Section):
     horizon_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
+def _duration(value: Any) -> Any:
+    from daemon.service.schedule import parse_duration
+
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+# Written "30s", "15m", "6h", "1d".
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class ScheduleConfig(_Section):
+    # IANA time zone the digest's crontab line is read in.
+    timezone: str = "UTC"
+    poll_every: Duration = timedelta(hours=6)
+    # The retry pass over the outbox.
+    deliver_every: Duration = timedelta(minutes=1)
+    # Crontab line (minute hour day month day-of-week) in `timezone`.
+    digest: str = "0 9 * * mon"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from daemon.service.schedule import zone
+
+        zone(value)
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from daemon.service.schedule import digest_trigger
+
+        digest_trigger(value)
+        return value
+
+
+class ServiceConfig(_Section):
+    # "host:port" for /healthz, /readyz and /metrics; absent: no HTTP endpoint.
+    listen: str | None = None
+    shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Age of the last successful poll after which the service is not ready; default twice schedule.poll_every.
+    stale_after: Duration | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be \"host:port\", e.g. \"0.0.0.0:9464\"")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -216,6 +278,8 @@ class Config(BaseModel):
     routes: tuple[RouteConfig, ...] = ()
     testing: TestingConfig = TestingConfig()
     digest: DigestConfig = DigestConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    service: ServiceConfig = ServiceConfig()
     source: str = "<defaults>"
 
 

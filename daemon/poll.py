@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from azure.core.credentials import TokenCredential
@@ -31,10 +32,11 @@ class PollReport:
     requests: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    stopped: bool = False  # asked to stop between subscriptions (the service shutting down)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.stopped
 
 
 def observe(inventory: SubscriptionInventory) -> list[DeploymentObservation]:
@@ -61,7 +63,9 @@ def observe(inventory: SubscriptionInventory) -> list[DeploymentObservation]:
 
 
 def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
-             credential: TokenCredential | None = None) -> PollReport:
+             credential: TokenCredential | None = None, *,
+             should_stop: Callable[[], bool] | None = None) -> PollReport:
+    """One pass; ``should_stop`` is asked between subscriptions (each one is stored whole or not at all)."""
     store = InventoryStore(sessions)
     started = clock.now()
     timer = time.monotonic()
@@ -86,13 +90,17 @@ def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
             report.catalog_models += written.catalog_models
             report.events += written.events
             report.failures.extend(inventory.failures)
+            if should_stop is not None and should_stop():
+                report.stopped = True
+                break
     finally:
         report.requests = clients.requests.count
         clients.close()
     finished = clock.now()
     report.seconds = time.monotonic() - timer
+    status = "ok" if report.ok else ("failed" if not report.subscriptions else "partial")
     store.finish_poll(
-        report.poll_id, finished, status="ok" if report.ok else ("failed" if not report.subscriptions else "partial"),
+        report.poll_id, finished, status="stopped" if report.stopped else status,
         counts={"subscriptions": report.subscriptions, "accounts": report.accounts,
                 "deployments": report.deployments, "catalog_models": report.catalog_models,
                 "events": report.events, "requests": report.requests},

@@ -61,14 +61,17 @@ class Deliverer:
         self._sleep = sleep
         self._last_post: dict[str, float] = {}
 
-    def run(self, *, wait_seconds: float = 0.0) -> DeliveryReport:
-        """Send everything due; keep going while something becomes due within ``wait_seconds``."""
+    def run(self, *, wait_seconds: float = 0.0, should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
+        """Send everything due; keep going while something becomes due within ``wait_seconds``. ``should_stop`` is
+        asked between messages (the service shutting down): what is left stays in the outbox."""
         report, clock = DeliveryReport(), _RunClock(self._clock)
         deadline = time.monotonic() + wait_seconds
         while True:
             with self._sessions() as session:
                 ids = alerts.due_ids(session, clock.now())
             for alert_id in ids:
+                if should_stop is not None and should_stop():
+                    return report
                 self._deliver_one(alert_id, clock, report)
                 if report.unavailable is not None:
                     return report

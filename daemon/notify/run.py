@@ -5,6 +5,7 @@ the config allows time travel, so no rehearsal posts a real alert or uses up the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -55,10 +56,20 @@ def _plan(session: Session, config: Config, clock: Clock) -> NotifyReport:
     return report
 
 
+def deliver_outbox(config: Config, clock: Clock, sessions: sessionmaker[Session], slack: SlackClient, *,
+                   wait_seconds: float = 0.0, should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
+    """Deliver what the outbox holds (the service's retry pass, and the second half of ``notify``)."""
+    deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
+                          max_attempts=config.slack.max_attempts,
+                          on_permanent_failure=DeliveryFailureReporter(ops_channel(config), clock.now()))
+    return deliverer.run(wait_seconds=wait_seconds, should_stop=should_stop)
+
+
 def run_notify(config: Config, clock: Clock, sessions: sessionmaker[Session], slack: SlackClient | None, *,
-               dry_run: bool = False, wait_seconds: float = 30.0, wall_clock: Clock | None = None) -> NotifyReport:
+               dry_run: bool = False, wait_seconds: float = 30.0, wall_clock: Clock | None = None,
+               should_stop: Callable[[], bool] | None = None) -> NotifyReport:
     """Plan, then deliver with ``slack`` (``None``: queue only). ``wall_clock`` (default: the system clock) is
-    what ``clock`` is compared with to tell a rehearsal."""
+    what ``clock`` is compared with to tell a rehearsal; ``should_stop`` ends delivery between messages."""
     verdict = rehearsal_verdict(clock.now(), (wall_clock or SystemClock()).now(),
                                 config.testing.allow_time_travel)
     if dry_run or not verdict.may_send:
@@ -75,8 +86,6 @@ def run_notify(config: Config, clock: Clock, sessions: sessionmaker[Session], sl
         report = _plan(session, config, clock)
     if slack is None:
         return report
-    deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
-                          max_attempts=config.slack.max_attempts,
-                          on_permanent_failure=DeliveryFailureReporter(ops_channel(config), clock.now()))
-    report.delivery = deliverer.run(wait_seconds=wait_seconds)
+    report.delivery = deliver_outbox(config, clock, sessions, slack, wait_seconds=wait_seconds,
+                                     should_stop=should_stop)
     return report

@@ -1,0 +1,78 @@
+"""The HTTP endpoints, a WSGI app on the standard library's WSGI server (one thread per request):
+``/healthz`` (the process runs), ``/readyz`` (the database answers and the last good poll is fresh), ``/metrics``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from daemon.service.schedule import Readiness
+
+log = logging.getLogger(__name__)
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+def health_app(readiness: Callable[[], Readiness], registry: CollectorRegistry) -> Callable[
+        [Environ, StartResponse], Iterable[bytes]]:
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            result: Iterable[bytes] = metrics(environ, start_response)
+            return result
+        if path == "/healthz":
+            return _text(start_response, "200 OK", "ok\n")
+        if path == "/readyz":
+            try:
+                verdict = readiness()
+            except Exception as exc:  # never a traceback as an answer
+                verdict = Readiness(False, f"readiness check failed: {type(exc).__name__}: {exc}")
+            status = "200 OK" if verdict.ready else "503 Service Unavailable"
+            return _text(start_response, status, f"{'ready' if verdict.ready else 'not ready'}: {verdict.reason}\n")
+        return _text(start_response, "404 Not Found", "not found: try /healthz, /readyz or /metrics\n")
+
+    return app
+
+
+def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s", format % args)
+
+
+class HealthServer:
+    """Serves the app on ``host:port`` (port 0: any free port; :attr:`port` says which) in a background thread."""
+
+    def __init__(self, host: str, port: int, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
+        self._server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
