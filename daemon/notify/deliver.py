@@ -166,7 +166,9 @@ class Deliverer:
             now = clock.now()
             row.lease_until = None
             if result.verdict is Verdict.UNAVAILABLE:  # the app, not this message: hold everything, burn nothing
-                row.status, row.next_attempt_at, row.last_error = alerts.PENDING, now, result.error
+                # next_attempt_at stays as it was: the message is as due at the next run as it was at this one
+                # (moving it to this run's clock would skip it at a next run whose --now is the same instant).
+                row.status, row.last_error = alerts.PENDING, result.error
                 row.attempts = max(0, row.attempts - 1)
                 if not result.uncertain:
                     row.attempt_started_at = None
