@@ -119,6 +119,8 @@ class SlackConfig(_Section):
     messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 1.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    # An alert still unsent this many minutes after it was queued is reported once as an operational problem.
+    pending_alarm_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     ca_bundle: str | None = None
 
     @field_validator("api_url")
