@@ -12,10 +12,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from daemon.emulators.slack import Message
 from daemon.store.schema import AlertRow, AlertThreadRow, PollRow
@@ -67,7 +69,16 @@ def _check_threads(rig: Rig, messages: list[Message]) -> None:
 @pytest.mark.postgres
 def test_concurrent_notify_processes_on_postgres(postgres_database_url: str, tmp_path: Path) -> None:
     """(a) PROCESSES notify processes at once over DEPLOYMENTS new deployments, then again a stage later."""
-    with make_rig(big_estate(T0, DEPLOYMENTS), postgres_database_url, tmp_path, at(T0)) as rig:
+    _concurrent_notify(postgres_database_url, tmp_path, PROCESSES, DEPLOYMENTS)
+
+
+def test_concurrent_notify_processes_on_sqlite(tmp_path: Path) -> None:
+    """(a) the same on SQLite, smaller: its writers take turns on one file."""
+    _concurrent_notify(f"sqlite:///{tmp_path / 'concurrent.sqlite'}", tmp_path, 4, 120)
+
+
+def _concurrent_notify(url: str, tmp_path: Path, processes: int, deployments: int) -> None:
+    with make_rig(big_estate(T0, deployments), url, tmp_path, at(T0)) as rig:
         started = time.monotonic()
         polls = rig.run_all([["poll"], ["poll"]], now=at(T0))  # two polls at once on an empty database
         for result in polls:
@@ -81,7 +92,7 @@ def test_concurrent_notify_processes_on_postgres(postgres_database_url: str, tmp
             if day:
                 assert rig.run("poll", now=now).returncode == 0
             begun = time.monotonic()
-            results = rig.run_all([["notify", "--wait", "60"]] * PROCESSES, now=now)
+            results = rig.run_all([["notify", "--wait", "60"]] * processes, now=now)
             timings.append(time.monotonic() - begun)
             for result in results:
                 no_traceback(result)
@@ -93,7 +104,7 @@ def test_concurrent_notify_processes_on_postgres(postgres_database_url: str, tmp
         by_deployment: dict[str, list[Message]] = defaultdict(list)
         for message in messages:
             by_deployment[signature(message)[0]].append(message)
-        assert len(by_deployment) == DEPLOYMENTS
+        assert len(by_deployment) == deployments
         for name, told in by_deployment.items():
             index = int(name[1:])
             steps = [signature(m)[2] for m in told]
@@ -105,8 +116,8 @@ def test_concurrent_notify_processes_on_postgres(postgres_database_url: str, tmp
         _check_threads(rig, messages)
         assert rig.messages(OPS) == []
         log.warning("%d notify processes x %d deployments: %d messages, %d edits; two polls at once %.1fs; "
-                    "notify day 0 %.1fs, day 6 %.1fs", PROCESSES, DEPLOYMENTS, len(messages),
-                    sum(len(m.edits) for m in messages), poll_seconds, *timings)
+                    "notify day 0 %.1fs, day 6 %.1fs (%s)", processes, deployments, len(messages),
+                    sum(len(m.edits) for m in messages), poll_seconds, *timings, url.split(":")[0])
 
 
 # -- (b) SIGKILL at random points ---------------------------------------------------------------------------------
@@ -203,3 +214,62 @@ def test_sigkill_anywhere_in_poll_and_notify(kind: str, tmp_path: Path, request:
     example()
     log.warning("SIGKILL (%s): %d examples, %d runs, %d processes killed mid-run, %d messages each, %.1fs",
                 kind, stats["examples"], stats["runs"], stats["kills"], len(expected), time.monotonic() - started)
+
+
+# -- (c) the database drops every connection mid-run ----------------------------------------------------------------
+
+def _terminate_backends(url: str) -> int:
+    """What a database failover does to a run: every connection to the database but this one, cut."""
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True) as connection:
+        rows = connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+    return sum(1 for (done,) in rows if done)
+
+
+@pytest.mark.postgres
+def test_database_drops_connections_mid_run(postgres_database_url: str, tmp_path: Path) -> None:
+    """(c) `pg_terminate_backend` on the run's connections while it polls, plans and delivers: the next run
+    recovers; nothing lost, nothing doubled."""
+    deployments, cut = 80, 0
+    with make_rig(big_estate(T0, deployments), postgres_database_url, tmp_path, at(T0),
+                  messages_per_second=50) as rig:
+        started = time.monotonic()
+        for day in (0, 6):
+            now = at(T0 + timedelta(days=day))
+            poll = rig.start("poll", now=now)
+            for requests in (1, 3):
+                kill_when_seen = len(rig.arm.requests) + requests
+                while len(rig.arm.requests) < kill_when_seen and poll.poll() is None:
+                    time.sleep(0.005)
+                cut += _terminate_backends(postgres_database_url)
+            poll.communicate(timeout=120)
+            done = rig.run("poll", now=now + timedelta(minutes=1))
+            assert done.returncode == 0, done.stderr
+
+            notify = rig.start("notify", "--wait", "0", now=now + timedelta(minutes=2))
+            time.sleep(0.9)  # about when the plan runs
+            cut += _terminate_backends(postgres_database_url)
+            notify.communicate(timeout=120)
+            notify = rig.start("notify", "--wait", "0", now=now + timedelta(minutes=3))
+            for calls in (5, 25, 60):  # in the middle of delivery
+                seen = len(rig.slack.calls()) + calls
+                while len(rig.slack.calls()) < seen and notify.poll() is None:
+                    time.sleep(0.005)
+                cut += _terminate_backends(postgres_database_url)
+            notify.communicate(timeout=120)
+            done = rig.run("notify", "--wait", "60", now=now + timedelta(minutes=10))
+            no_traceback(done)
+            assert done.returncode == 0, done.stderr
+
+        messages = rig.alert_messages()
+        assert duplicates(messages) == []
+        expected = {(f"d{i:04d}", "stage", expected_stage(i, 0)) for i in range(deployments)}
+        expected |= {(f"d{i:04d}", "stage", expected_stage(i, 6)) for i in range(deployments)}
+        told = {(d, k, s.split("@")[0] if s.startswith("overdue") else s) for d, k, s in map(signature, messages)}
+        assert told == expected and len(messages) == 2 * deployments
+        _check_threads(rig, messages)
+        assert {row.status for row in _outbox(rig)} == {"sent"}
+        log.warning("connections cut mid-run: %d backends terminated over 2 days x (poll, plan, delivery); %d "
+                    "deployments, %d messages, each once; %.1fs", cut, deployments, len(messages),
+                    time.monotonic() - started)
