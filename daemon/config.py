@@ -140,6 +140,8 @@ class SlackConfig(_Section):
     messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 1.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    # An alert still unsent this many minutes after it was queued is reported once as an operational problem.
+    pending_alarm_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     ca_bundle: str | None = None
     # Channels an account tag (channel_tag) may name: globs such as "#team-*" or a channel id; absent: any.
     # A tag naming another channel is ignored (routes and the default channel apply) and reported once.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from azure.core.credentials import TokenCredential
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,10 +16,14 @@ from daemon.collect.azure import AzureClients
 from daemon.collect.inventory import CollectError, InventoryCollector
 from daemon.config import Config
 from daemon.lifecycle import CatalogIndex, deployment_retirement
+from daemon.notify.ops import raise_operational
 from daemon.records import DeploymentObservation, Failure, SubscriptionInventory, location_scope
-from daemon.store.inventory import InventoryStore
+from daemon.store.inventory import DiedHook, InventoryStore
+from daemon.store.poll_lock import poll_lock
+from daemon.store.schema import PollRow
 
 log = logging.getLogger(__name__)
+LOCK_WAIT_SECONDS = 900.0  # a poll waits this long for another to finish before giving up
 
 
 @dataclass
@@ -63,13 +68,38 @@ def observe(inventory: SubscriptionInventory) -> list[DeploymentObservation]:
 
 
 def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
-             credential: TokenCredential | None = None, *,
+             credential: TokenCredential | None = None, *, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
              should_stop: Callable[[], bool] | None = None) -> PollReport:
-    """One pass; ``should_stop`` is asked between subscriptions (each one is stored whole or not at all)."""
+    """One poll, holding the poll lock: a second poll started meanwhile waits for this one, then runs.
+    ``should_stop`` is asked between subscriptions (each one is stored whole or not at all)."""
     store = InventoryStore(sessions)
+    with poll_lock(sessions.kw["bind"], lock_wait_seconds) as held:
+        if not held:
+            failure = Failure(None, "poll", "wait-for-poll", f"another poll held the poll lock for "
+                              f"{lock_wait_seconds:.0f} s; this one read nothing (the next poll reads everything)")
+            return PollReport(poll_id=store.record_skipped(clock.now(), failure), failures=[failure])
+        return _locked_poll(config, clock, store, credential, should_stop)
+
+
+def _report_died(config: Config, now: datetime) -> DiedHook:
+    channel = config.slack.fallback_channel or config.slack.default_channel
+
+    def report(session: Session, died: Sequence[PollRow], found_by: int) -> None:
+        lines = [f"poll {row.id}, started {row.started_at:%Y-%m-%d %H:%M:%S} UTC, never finished" for row in died]
+        lines.append(f"marked `died`; poll {found_by} reads everything again, nothing from a died poll is kept half")
+        problem = "poll-died|" + ",".join(str(row.id) for row in died)
+        raise_operational(session, channel, now, problem,
+                          f"{len(died)} poll(s) stopped without finishing (killed, or the machine restarted)", lines)
+        log.warning("poll(s) %s stopped without finishing: marked died", ", ".join(str(row.id) for row in died))
+
+    return report
+
+
+def _locked_poll(config: Config, clock: Clock, store: InventoryStore, credential: TokenCredential | None,
+                 should_stop: Callable[[], bool] | None) -> PollReport:
     started = clock.now()
     timer = time.monotonic()
-    report = PollReport(poll_id=store.start_poll(started))
+    report = PollReport(poll_id=store.start_poll(started, on_died=_report_died(config, started)))
     clients = AzureClients(config.azure, credential)
     try:
         collector = InventoryCollector(clients, config.azure)

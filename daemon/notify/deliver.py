@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock
@@ -37,6 +38,13 @@ class DeliveryReport:
     # Set when Slack refused the app itself (revoked token, missing scope): the run stopped there and every
     # message is still pending, with no attempt counted.
     unavailable: str | None = None
+
+
+@dataclass(frozen=True)
+class _NoTarget:
+    """A message that has nowhere to go, and why."""
+
+    reason: str
 
 
 class _RunClock:
@@ -103,6 +111,9 @@ class Deliverer:
         if target is None:
             self._postpone(alert_id, clock, "waiting for the thread's first message")
             return
+        if isinstance(target, _NoTarget):
+            self._give_up(alert_id, target.reason)
+            return
         channel, thread_ts = target
         result = None
         if uncertain_since is not None and row.kind != PARENT_UPDATE:
@@ -115,16 +126,27 @@ class Deliverer:
                 report.sent += 1
         self._record(alert_id, result, clock, report)
 
-    def _target(self, session: Session, row: AlertRow, thread: AlertThreadRow | None) -> tuple[str, str | None] | None:
-        """(channel, thread_ts) to post to; None while the thread's first message is not yet sent."""
+    def _target(self, session: Session, row: AlertRow,
+                thread: AlertThreadRow | None) -> tuple[str, str | None] | _NoTarget | None:
+        """(channel, thread_ts) to post to; None while the thread's first message is still on its way (pending or
+        sending: it ends sent or failed within ``max_attempts``). Never waits on a first message that will not come:
+        without one (it failed, or the thread has none), a reply goes to the channel and an edit has nothing to
+        edit."""
         if row.is_parent or thread is None:
             return (thread.channel_id if thread and thread.channel_id else row.channel), None
         if thread.parent_ts and thread.channel_id:
             return thread.channel_id, thread.parent_ts
-        parent_failed = session.query(AlertRow.id).filter(
-            AlertRow.thread_id == thread.id, AlertRow.is_parent.is_(True),
-            AlertRow.status == alerts.FAILED).first() is not None
-        return (row.channel, None) if parent_failed and row.kind != PARENT_UPDATE else None
+        parent = session.execute(
+            select(AlertRow.status, AlertRow.channel_id, AlertRow.ts)
+            .where(AlertRow.thread_id == thread.id, AlertRow.is_parent.is_(True)).order_by(AlertRow.id).limit(1)
+        ).first()
+        if parent is not None and parent.status in (alerts.PENDING, alerts.SENDING):
+            return None
+        if parent is not None and parent.status == alerts.SENT and parent.ts and parent.channel_id:
+            return parent.channel_id, parent.ts
+        if row.kind == PARENT_UPDATE:
+            return _NoTarget("nothing to edit: the thread's first message was never posted")
+        return row.channel, None
 
     def _look_for_earlier_send(self, row: AlertRow, channel: str, thread_ts: str | None,
                                since: datetime) -> SlackResult | None:
@@ -197,6 +219,14 @@ class Deliverer:
             report.errors.append(f"{row.key}: {row.last_error}")
             if self._on_permanent_failure is not None:
                 self._on_permanent_failure(session, row, row.last_error or "failed")
+
+    def _give_up(self, alert_id: int, reason: str) -> None:
+        """Mark failed what can never be sent. Not counted as a failure of its own: the first message's failure,
+        which caused it, already was."""
+        with self._sessions.begin() as session:
+            row = session.get_one(AlertRow, alert_id)
+            row.status, row.lease_until, row.attempt_started_at, row.last_error = alerts.FAILED, None, None, reason
+            log.warning("alert %s marked failed: %s", row.key, reason)
 
     def _postpone(self, alert_id: int, clock: _RunClock, reason: str) -> None:
         with self._sessions.begin() as session:

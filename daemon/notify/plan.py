@@ -2,16 +2,21 @@
 
 For each deployment, top to bottom: assess (pure) -> route -> resolved? -> deadline moved? -> escalation step due?
 -> silenced? -> queue. Changes the poll recorded (version changed, lifecycle changed, deployment deleted) become
-replies in the deployment's open thread. The outbox keys make a second run, or a second replica, a no-op.
+replies in the deployment's open thread. The outbox keys make a second run, or a second replica, a no-op;
+planners take turns (``alerts.claim_planning``), and the database allows one open thread per deployment.
+
+Anything queued that is still unsent after ``slack.pending_alarm_minutes`` is reported once as an operational
+problem: a message stuck in the outbox must not go unnoticed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +24,7 @@ from sqlalchemy.orm import Session
 from daemon.config import Config
 from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess
 from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
+from daemon.notify import ops
 from daemon.notify.render import AlertView, MessageKind, render_alert, render_parent
 from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
@@ -62,6 +68,8 @@ class Planner:
 
     def plan(self, session: Session, now: datetime) -> PlanReport:
         today, report = now.date(), PlanReport()
+        alerts.claim_planning(session)  # first: a concurrent planner waits here, then reads what this one wrote
+        self._report_stale_pending(session, now, report)
         accounts = queries.accounts_by_key(session)
         index = CatalogIndex(queries.catalog(session))
         threads = alerts.open_threads(session)
@@ -117,8 +125,7 @@ class Planner:
         if not decision.due:
             return
         if thread is None:
-            thread = self._open_thread(session, now, key, target, assessment, view, decision.step.key, report)
-            threads[key] = thread
+            threads[key] = self._open_thread(session, now, key, target, assessment, view, decision.step.key, report)
             return
         broadcast = decision.step.stage in LOUD_STAGES
         self._reply(session, now, thread, view, MessageKind.STAGE.value, view.alert_key, decision.step.key,
@@ -127,10 +134,12 @@ class Planner:
 
     def _open_thread(self, session: Session, now: datetime, key: str, target: RouteTarget,
                      assessment: Assessment, view: AlertView, step_key: str, report: PlanReport) -> AlertThreadRow:
-        thread = AlertThreadRow(deployment_key=key, channel=target.channel, deadline=assessment.strikes_on,
-                                consequence=assessment.consequence.value, stage=view.stage, opened_at=now)
-        session.add(thread)
-        session.flush()
+        thread, opened = alerts.open_thread(session, AlertThreadRow(
+            deployment_key=key, channel=target.channel, deadline=assessment.strikes_on,
+            consequence=assessment.consequence.value, stage=view.stage, opened_at=now))
+        if not opened:  # another planner opened it, with its first message: the next run carries on from there
+            log.info("thread for %s was opened by another planner (thread %s)", key, thread.id)
+            return thread
         message = render_alert(view, self._portal)  # the full alert, mentions included: it opens the thread
         message.metadata["event_payload"]["parent"] = True
         if alerts.enqueue(session, alerts.NewAlert(
@@ -192,6 +201,26 @@ class Planner:
         self._reply(session, now, thread, view, MessageKind.RESOLVED.value, view.alert_key, None, thread.deadline,
                     False, report)
         thread.closed_at, thread.close_reason = now, why
+
+    # -- the outbox itself ----------------------------------------------------------------------------------------
+
+    def _report_stale_pending(self, session: Session, now: datetime, report: PlanReport) -> None:
+        minutes = self._config.slack.pending_alarm_minutes
+        stale = alerts.stale_pending(session, now - timedelta(minutes=minutes), exclude_kinds=(ops.OPERATIONAL,))
+        if not stale:
+            return
+        lines = [f"{row.key} ({row.kind} to {row.channel}): {row.status} since {row.created_at:%Y-%m-%d %H:%M} UTC, "
+                 f"{row.attempts} attempt(s); {row.last_error or 'not tried yet'}" for row in stale]
+        lines.append("see `retirewatch alerts --status pending`; each stuck alert is reported once")
+        problem = "pending|" + hashlib.sha256(",".join(str(row.id) for row in stale).encode()).hexdigest()[:16]
+        channel = self._config.slack.fallback_channel or self._config.slack.default_channel
+        if ops.raise_operational(session, channel, now, problem,
+                                 f"{len(stale)} alert(s) still unsent after {minutes} minutes", lines):
+            report.count(ops.OPERATIONAL)
+        for row in stale:
+            row.pending_alarm_at = now
+        log.warning("%d alert(s) still unsent after %d minutes: reported as an operational problem",
+                    len(stale), minutes)
 
     # -- changes the poll recorded -------------------------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 """The outbox, the threads and the acks: how alerts are written, claimed, and recorded.
 
 Claiming is a conditional UPDATE (``WHERE id = ? AND status/lease allow it``) that only one process can win, so
-several replicas can deliver from one database without sending anything twice.
+several replicas can deliver from one database without sending anything twice. Planning is claimed too: each
+planner first takes the ``notify-plan`` row (INSERT ... ON CONFLICT, then an UPDATE that holds the row lock, or on
+SQLite the write lock, until it commits), so planners run one after the other and each sees what the previous one
+wrote. The database still refuses a second open thread for a deployment; a planner that loses that race re-reads
+the winner's thread instead of leaving one of its own without a first message.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,6 +69,27 @@ def open_threads(session: Session) -> dict[str, AlertThreadRow]:
     return {row.deployment_key: row for row in rows}
 
 
+def open_thread(session: Session, thread: AlertThreadRow) -> tuple[AlertThreadRow, bool]:
+    """Insert ``thread`` as its deployment's open thread; (the open thread, True when it is ``thread``).
+
+    When another planner opened one first (the unique index over open threads refuses a second), the winner's row
+    is returned instead and ``thread`` is not kept: a thread row without its first message would strand every
+    reply queued into it."""
+    for _ in range(3):
+        try:
+            with session.begin_nested():
+                session.add(thread)
+                session.flush()
+            return thread, True
+        except IntegrityError:  # the savepoint's rollback took ``thread`` out of the session again
+            winner = session.scalars(select(AlertThreadRow).where(
+                AlertThreadRow.deployment_key == thread.deployment_key, AlertThreadRow.closed_at.is_(None))).first()
+            if winner is not None:
+                return winner, False
+            # The winner closed it in between: try again.
+    raise RuntimeError(f"could not open a thread for {thread.deployment_key}: the database keeps refusing it")
+
+
 def latest_acks(session: Session) -> dict[tuple[str, date | None], AckRow]:
     """The newest ack per (deployment, deadline)."""
     acks: dict[tuple[str, date | None], AckRow] = {}
@@ -78,11 +104,38 @@ def cursor(session: Session, name: str) -> int:
 
 
 def set_cursor(session: Session, name: str, value: int) -> None:
-    row = session.get(CursorRow, name)
-    if row is None:
-        session.add(CursorRow(name=name, value=value))
-    else:
-        row.value = value
+    """Move the cursor forward to ``value`` (never back): created with INSERT ... ON CONFLICT DO NOTHING, moved with
+    a compare-and-set, so two processes at once cannot collide on a missing row or move it backwards."""
+    _insert_ignore(session, name, value)
+    session.execute(update(CursorRow).where(CursorRow.name == name, CursorRow.value < value).values(value=value)
+                    .execution_options(synchronize_session=False))
+
+
+PLANNING = "notify-plan"
+
+
+def claim_planning(session: Session) -> None:
+    """Take the planning claim for this transaction: a second planner waits here until the first commits (row lock
+    on PostgreSQL, the write lock on SQLite), then plans from what the first wrote. Call it before reading."""
+    _insert_ignore(session, PLANNING, 0)
+    session.execute(update(CursorRow).where(CursorRow.name == PLANNING).values(value=CursorRow.value + 1)
+                    .execution_options(synchronize_session=False))
+
+
+def _insert_ignore(session: Session, name: str, value: int) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(CursorRow).values(name=name, value=value).on_conflict_do_nothing(index_elements=["name"]))
+
+
+def stale_pending(session: Session, created_before: datetime, exclude_kinds: Sequence[str] = ()) -> list[AlertRow]:
+    """Rows still unsent (pending or sending) that were queued before ``created_before`` and not yet reported."""
+    query = (select(AlertRow).where(AlertRow.status.in_((PENDING, SENDING)), AlertRow.created_at < created_before,
+                                    AlertRow.pending_alarm_at.is_(None))
+             .order_by(AlertRow.id))
+    if exclude_kinds:
+        query = query.where(AlertRow.kind.not_in(list(exclude_kinds)))
+    return list(session.scalars(query))
 
 
 # -- delivery ---------------------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ writes no events.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.records import (
@@ -33,6 +33,10 @@ from daemon.store.schema import (
     PollRow,
     SubscriptionRow,
 )
+
+RUNNING, DIED = "running", "died"
+# Told, in the transaction that marks them, which polls died (and which poll found out).
+DiedHook = Callable[[Session, Sequence[PollRow], int], None]
 
 # Deployment fields whose change is an event, and the event kind it becomes.
 DEPLOYMENT_FIELD_EVENTS: Mapping[str, str] = {
@@ -101,12 +105,35 @@ class InventoryStore:
 
     # -- polls ---------------------------------------------------------------------------------------------------
 
-    def start_poll(self, now: datetime) -> int:
+    def start_poll(self, now: datetime, on_died: DiedHook | None = None) -> int:
+        """Record a new running poll. Call it holding the poll lock (``store.poll_lock``): any other poll still
+        ``running`` then belongs to a process that ended without finishing; it is marked ``died`` here, once
+        (compare-and-set on its status), and ``on_died`` is told in the same transaction."""
         self._catalog_written.clear()
         with self._sessions.begin() as session:
-            poll = PollRow(started_at=now, status="running")
+            died = list(session.scalars(select(PollRow).where(PollRow.status == RUNNING).order_by(PollRow.id)))
+            marked = []
+            for row in died:
+                result = session.execute(update(PollRow).where(PollRow.id == row.id, PollRow.status == RUNNING)
+                                         .values(status=DIED).execution_options(synchronize_session=False))
+                if getattr(result, "rowcount", 0) == 1:
+                    marked.append(row)
+            poll = PollRow(started_at=now, status=RUNNING)
             session.add(poll)
             session.flush()
+            if marked and on_died is not None:
+                on_died(session, marked, poll.id)
+            return poll.id
+
+    def record_skipped(self, now: datetime, failure: Failure) -> int:
+        """A poll that did not run (another held the poll lock for too long), recorded with why."""
+        with self._sessions.begin() as session:
+            poll = PollRow(started_at=now, finished_at=now, status="skipped", failures=1)
+            session.add(poll)
+            session.flush()
+            session.add(PollFailureRow(poll_id=poll.id, subscription_id=failure.subscription_id, target=failure.target,
+                                       operation=failure.operation, status_code=failure.status_code,
+                                       error=failure.error))
             return poll.id
 
     def finish_poll(self, poll_id: int, now: datetime, *, status: str, counts: Mapping[str, int],

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -140,7 +141,8 @@ class PollRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    status: Mapped[str] = mapped_column(String(16))  # running | ok | partial | failed
+    # running | ok | partial | failed | died (found still running by a later poll: the process was killed)
+    status: Mapped[str] = mapped_column(String(16))
     subscriptions: Mapped[int] = mapped_column(Integer, default=0)
     accounts: Mapped[int] = mapped_column(Integer, default=0)
     deployments: Mapped[int] = mapped_column(Integer, default=0)
@@ -181,10 +183,12 @@ class EventRow(Base):
 
 class AlertThreadRow(Base):
     """One risk episode of one deployment in Slack: opened by its first alert (a channel message), carried on as
-    replies in that message's thread, closed by a resolution. At most one open thread per deployment."""
+    replies in that message's thread, closed by a resolution. At most one open thread per deployment: the database
+    enforces it (a unique index over the open rows), so two planners at once cannot both open one."""
 
     __tablename__ = "alert_threads"
-    __table_args__ = (Index("ix_alert_threads_open", "deployment_key", "closed_at"),)
+    __table_args__ = (Index("uq_alert_threads_one_open", "deployment_key", unique=True,
+                            postgresql_where=text("closed_at IS NULL"), sqlite_where=text("closed_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deployment_key: Mapped[str] = mapped_column(ArmId)
@@ -233,6 +237,8 @@ class AlertRow(Base):
     channel_id: Mapped[str | None] = mapped_column(String(32))
     ts: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # When this row, still unsent past ``slack.pending_alarm_minutes``, was reported as an operational problem.
+    pending_alarm_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AckRow(Base):
