@@ -22,10 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
-from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess
+from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess, lifecycle_words
 from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
 from daemon.notify import ops
-from daemon.notify.render import AlertView, MessageKind, render_alert, render_parent
+from daemon.notify.render import AlertView, MessageKind, in_days, render_alert, render_parent
 from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
@@ -83,6 +83,7 @@ class Planner:
             account = accounts.get(arm_key(deployment.account_id))
             target = self._route(deployment, account)
             self._plan_one(session, now, key, deployment, assessment, target, threads, sent, acks, report)
+            self._fine_tune_ends(session, now, key, deployment, assessment, target, report)
         for key, thread in list(threads.items()):
             if key not in current:
                 row = session.get(DeploymentRow, key)
@@ -222,6 +223,28 @@ class Planner:
         log.warning("%d alert(s) still unsent after %d minutes: reported as an operational problem",
                     len(stale), minutes)
 
+    def _fine_tune_ends(self, session: Session, now: datetime, key: str, deployment: Deployment,
+                        assessment: Assessment, target: RouteTarget, report: PlanReport) -> None:
+        """``deprecation.fineTune`` is the last day to train on the model: told once to a fine-tuned deployment's
+        team, from the first alert threshold on. The deployed fine-tune keeps answering until its own retirement."""
+        ends = assessment.fine_tune_retirement
+        if not assessment.fine_tuned or ends is None or not assessment.escalate:
+            return
+        days_left = (ends - now.date()).days
+        if days_left > (self._policy.base.notice or 90):
+            return
+        when = f"ended on {ends}" if days_left < 0 else f"ends on {ends} ({in_days(days_left)})"
+        retires = assessment.retirement_date.isoformat() if assessment.retirement_date else "no date announced"
+        detail = (f"Training new fine-tunes on {assessment.date_model or deployment.model_name} {when}. The "
+                  f"deployed fine-tune keeps answering until its retirement ({retires}); retrain on the "
+                  "replacement before then if you will need to.")
+        view = replace(self._view(MessageKind.FINE_TUNE_ENDS, deployment, assessment, target, None,
+                                  f"{key}|fine-tune-ends|{ends}"), detail=detail)
+        if alerts.enqueue(session, alerts.NewAlert(
+                key=view.alert_key, kind=MessageKind.FINE_TUNE_ENDS.value, channel=target.channel,
+                message=render_alert(view, self._portal).as_json(), deployment_key=key, deadline=ends), now):
+            report.count(MessageKind.FINE_TUNE_ENDS.value)
+
     # -- changes the poll recorded -------------------------------------------------------------------------------
 
     def _report_changes(self, session: Session, now: datetime, threads: Mapping[str, AlertThreadRow],
@@ -241,7 +264,7 @@ class Planner:
             deployment, assessment = entry
             target = self._route(deployment, accounts.get(arm_key(deployment.account_id)))
             view = self._view(kind, deployment, assessment, target, thread.stage, f"{subject}|event|{changes[0].id}")
-            detail = "; ".join(f"{e.field}: {e.old_value or 'none'} -> {e.new_value or 'none'}" for e in changes)
+            detail = "; ".join(_change_words(e) for e in changes)
             view = replace(view, detail=detail)
             self._reply(session, now, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False,
                         report)
@@ -273,6 +296,14 @@ class Planner:
             detail=None, alert_key=alert_key, manual_reason=assessment.manual_reason,
             lifecycle=assessment.lifecycle, struck=assessment.struck, date_pending=assessment.date_pending,
             date_model=assessment.date_model, replacement_refused=assessment.replacement_refused)
+
+
+def _change_words(event: EventRow) -> str:
+    """One recorded change in words; lifecycle words as a person reads them (never "Deprecating")."""
+    old, new = event.old_value, event.new_value
+    if event.field == "lifecycle_status":
+        return f"lifecycle: {lifecycle_words(old) or 'none'} -> {lifecycle_words(new) or 'none'}"
+    return f"{event.field}: {old or 'none'} -> {new or 'none'}"
 
 
 def _why_resolved(assessment: Assessment, thread: AlertThreadRow) -> str:
