@@ -34,7 +34,7 @@ class ChangeKind(StrEnum):
 
     UPGRADED = "upgraded"  # the model version changed (often: Azure upgraded it)
     DATE_MOVED = "date_moved"
-    LIFECYCLE = "lifecycle"  # e.g. GenerallyAvailable -> Deprecating: a new deprecation
+    LIFECYCLE = "lifecycle"  # e.g. GenerallyAvailable -> Deprecating (shown as "retiring"): a new deprecation
     ADDED = "added"
     REMOVED = "removed"
 

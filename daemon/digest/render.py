@@ -16,6 +16,7 @@ from typing import Any
 
 from daemon.digest.content import ChangeGroup, Digest, Scope, StrikeGroup, StrikeSection, TeamLine, UnownedGroup
 from daemon.digest.facts import UPCOMING, ChangeKind, SourceFailure
+from daemon.lifecycle import lifecycle_words
 from daemon.notify.render import (
     HEADER_CHARS,
     MAX_BLOCKS,
@@ -142,8 +143,9 @@ def _change_line(group: ChangeGroup) -> Line:
         what = (f"{subject}: retirement date announced, {new}" if not group.old else
                 f"{subject}: retirement date withdrawn (was {old})" if not group.new else
                 f"{subject} from {old} to {new}")
-    elif group.kind is ChangeKind.LIFECYCLE:
-        what = f"{subject}: {old or 'unknown'} → {new or 'unknown'}"
+    elif group.kind is ChangeKind.LIFECYCLE:  # plain words: "retiring", never Azure's "Deprecating"
+        before, after = lifecycle_words(group.old), lifecycle_words(group.new)
+        what = f"{subject}: {_esc(before or 'unknown')} → {_esc(after or 'unknown')}"
     else:
         what = subject
     head = f"• {_CHANGE[group.kind]}: {what} · {plural(len(group.names), 'deployment')}: "

@@ -142,7 +142,7 @@ def test_the_content_follows_the_week(demo: World) -> None:
     search, support, overview = text["#search"], text["#support-bot"], text["#ml-alerts"]
     assert "Upgraded (model version changed): gpt-4o 2024-05-13 → gpt-4o 2024-11-20" in search
     assert "search-openai-eus/chat-gpt4o-global" in search
-    assert "Lifecycle changed: o1 2024-12-17: GenerallyAvailable → Deprecating" in search
+    assert "Lifecycle changed: o1 2024-12-17: generally available → retiring" in search
     assert "Date moved: o3-mini 2025-01-31 from 2027-02-18 to 2027-01-04" in support
     assert "Added: gpt-4.1 2025-04-14 · 1 deployment: support-bot-aoai/assistant-41" in support
     assert "Removed: gpt-5.1 2025-11-13 · 1 deployment: support-bot-aoai/assistant-next" in support
