@@ -14,11 +14,14 @@ import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import platformdirs
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+
+from daemon.lifecycle.escalation import EscalationPolicy, Stage, Thresholds
 
 ENV_CONFIG = "RETIREWATCH_CONFIG"
 ENV_DATABASE_URL = "RETIREWATCH_DATABASE_URL"
@@ -384,12 +387,26 @@ def _scope_override_problems(config: Config) -> list[str]:
     return problems
 
 
+def _thresholds(section: StageThresholds) -> Thresholds:
+    critical = tuple(section.critical) if section.critical is not None else None
+    return Thresholds(section.notice, section.warning, section.urgent, critical)
+
+
+def policy_from_config(config: EscalationConfig) -> EscalationPolicy:
+    """The ``[escalation]`` section as the plain values the pure escalation policy takes."""
+    return EscalationPolicy(
+        base=Thresholds(config.notice, config.warning, config.urgent, tuple(config.critical)),
+        by_consequence=MappingProxyType({k: _thresholds(v) for k, v in config.consequence.items()}),
+        by_scope=MappingProxyType({k: _thresholds(v) for k, v in config.scope.items()}),
+        overdue_repeat_days=config.overdue_repeat_days,
+        unsilenceable=frozenset(Stage(name) for name in config.unsilenceable),
+    )
+
+
 def _threshold_problems(escalation: EscalationConfig) -> list[str]:
     """Thresholds must decrease strictly, notice > warning > urgent > critical[0] > critical[1] ..., in the
     defaults and wherever per-consequence and per-scope overrides merge with them: a stage that is not earlier
     than the next one would never be told."""
-    from daemon.lifecycle.escalation import policy_from_config
-
     policy = policy_from_config(escalation)
     problems: list[str] = []
     seen: set[tuple[str, int, str, int]] = set()

@@ -15,9 +15,9 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, policy_from_config
 from daemon.lifecycle import CatalogIndex, ScopeOverrides, assess, parse_scope_overrides
-from daemon.lifecycle.escalation import EscalationPolicy, current_step, policy_from_config
+from daemon.lifecycle.escalation import EscalationPolicy, current_step
 from daemon.notify.routing import Router, RouteTarget, normalize_channel
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries

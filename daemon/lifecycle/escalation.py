@@ -31,8 +31,6 @@ from datetime import date, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from daemon.config import EscalationConfig, StageThresholds
-
 NO_CONSEQUENCE = frozenset({"none", ""})
 
 
@@ -159,21 +157,6 @@ def _merge(base: Thresholds, overrides: list[Thresholds]) -> Thresholds:
         warning=_pick(base.warning, (o.warning for o in overrides)),
         urgent=_pick(base.urgent, (o.urgent for o in overrides)),
         critical=critical if critical_lists else base.critical,
-    )
-
-
-def _thresholds(section: StageThresholds) -> Thresholds:
-    critical = tuple(section.critical) if section.critical is not None else None
-    return Thresholds(section.notice, section.warning, section.urgent, critical)
-
-
-def policy_from_config(config: EscalationConfig) -> EscalationPolicy:
-    return EscalationPolicy(
-        base=Thresholds(config.notice, config.warning, config.urgent, tuple(config.critical)),
-        by_consequence=MappingProxyType({k: _thresholds(v) for k, v in config.consequence.items()}),
-        by_scope=MappingProxyType({k: _thresholds(v) for k, v in config.scope.items()}),
-        overdue_repeat_days=config.overdue_repeat_days,
-        unsilenceable=frozenset(Stage(name) for name in config.unsilenceable),
     )
 
 

@@ -12,9 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock, SystemClock
-from daemon.config import Config
+from daemon.config import Config, policy_from_config
 from daemon.lifecycle import parse_scope_overrides
-from daemon.lifecycle.escalation import policy_from_config
 from daemon.notify.deliver import Deliverer, DeliveryReport
 from daemon.notify.ops import DeliveryFailureReporter, report_poll_failures, report_refused_tags
 from daemon.notify.plan import Planner, PlanReport

@@ -13,9 +13,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock
-from daemon.config import Config
+from daemon.config import Config, policy_from_config
 from daemon.lifecycle import CatalogIndex, assess, parse_scope_overrides
-from daemon.lifecycle.escalation import current_step, policy_from_config
+from daemon.lifecycle.escalation import current_step
 from daemon.store import queries, watch
 
 log = logging.getLogger(__name__)

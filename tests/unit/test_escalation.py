@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from daemon.config import EscalationConfig, StageThresholds
+from daemon.config import EscalationConfig, StageThresholds, policy_from_config
 from daemon.lifecycle.escalation import (
     DEFAULT_THRESHOLDS,
     Decision,
@@ -17,7 +17,6 @@ from daemon.lifecycle.escalation import (
     Thresholds,
     current_step,
     decide,
-    policy_from_config,
 )
 
 TODAY = date(2026, 3, 1)
