@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -49,6 +50,16 @@ class Context:
     def rehearsal(self) -> Rehearsal:
         """May this run send and change alert state? Not when --now is far from the wall clock (a rehearsal)."""
         return rehearsal_verdict(self.clock.now(), SystemClock().now(), self.config.testing.allow_time_travel)
+
+    @contextmanager
+    def session_unless_rehearsal(self, rehearsal: Rehearsal) -> Iterator[Session]:
+        """A session whose work is committed, or rolled back in a rehearsal (what it would do, said, not done)."""
+        with self.sessions()() as session:
+            yield session
+            if rehearsal.may_send:
+                session.commit()
+            else:
+                session.rollback()
 
 
 def say(message: str) -> None:
@@ -187,14 +198,9 @@ def cmd_alerts_retry(ctx: Context) -> int:
         say("alerts retry: give one KEY (or id) or --failed for every failed message")
         return EXIT_USAGE
     rehearsal = ctx.rehearsal()
-    sessions = ctx.sessions()
     try:
-        with sessions() as session:
+        with ctx.session_unless_rehearsal(rehearsal) as session:
             count = requeue(session, ctx.clock.now(), ctx.args.key)
-            if rehearsal.may_send:
-                session.commit()
-            else:
-                session.rollback()
     except RetryError as exc:
         say(str(exc))
         return EXIT_USAGE
@@ -230,15 +236,10 @@ def cmd_ack(ctx: Context) -> int:
     from daemon.notify.ack import AckError, acknowledge
 
     rehearsal = ctx.rehearsal()
-    sessions = ctx.sessions()
     try:
-        with sessions() as session:
+        with ctx.session_unless_rehearsal(rehearsal) as session:
             message = acknowledge(session, ctx.config, ctx.clock.now(), ctx.args.deployment,
                                   until=ctx.args.until, note=ctx.args.note)
-            if rehearsal.may_send:
-                session.commit()
-            else:
-                session.rollback()
     except AckError as exc:
         say(str(exc))
         return EXIT_USAGE

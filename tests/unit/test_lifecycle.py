@@ -14,8 +14,6 @@ from daemon.lifecycle import (
     DateStatus,
     UpdateScope,
     assess,
-    classify_update,
-    parse_scope_overrides,
 )
 from daemon.records import CatalogModel, Deployment, SkuRetirement, location_scope
 
@@ -128,42 +126,3 @@ def test_sentinel_dates_and_past_dates() -> None:
     assert assess(dep(), sentinel, TODAY).consequence is Consequence.NONE
     late = assess(dep(), INDEX, date(2026, 4, 2))
     assert late.days_left == -2 and late.consequence is Consequence.OUTAGE
-
-
-@pytest.mark.parametrize(
-    ("source", "target", "scope"),
-    [
-        ("gpt-35-turbo", "gpt-35-turbo", UpdateScope.MINOR_VERSION),
-        ("gpt-4o", "gpt-4o", UpdateScope.MINOR_VERSION),
-        ("gpt-3", "gpt-35-turbo", UpdateScope.INTERMEDIATE_VERSION),
-        ("gpt-3", "gpt-4", UpdateScope.MAJOR_VERSION),
-        ("gpt-4", "gpt-4-turbo", UpdateScope.VARIANT),
-        ("gpt-4", "gpt-4o-mini", UpdateScope.VARIANT),
-        ("gpt-4", "gpt-4o", UpdateScope.GENERATIONAL),
-        ("gpt-4", "DeepSeek-R1", UpdateScope.MODEL_CHANGE_GENERAL),
-        ("gpt-4o", "gpt-5.1", UpdateScope.MAJOR_VERSION),
-        ("gpt-35-turbo", "gpt-4o-mini", UpdateScope.MAJOR_VERSION),
-        ("gpt-4o-mini", "gpt-4.1-mini", UpdateScope.INTERMEDIATE_VERSION),
-        ("o1", "o3", UpdateScope.MAJOR_VERSION),
-        ("o3-mini", "o4-mini", UpdateScope.MAJOR_VERSION),
-        ("gpt-5-chat", "gpt-5.2-chat", UpdateScope.INTERMEDIATE_VERSION),
-        ("dall-e-3", "gpt-image-1-mini", UpdateScope.MODEL_CHANGE_GENERAL),
-        ("Meta-Llama-3.1-70B-Instruct", "Llama-3.3-70B-Instruct", UpdateScope.INTERMEDIATE_VERSION),
-        ("Cohere-rerank-v3.5", "Cohere-rerank-v4.0", UpdateScope.MAJOR_VERSION),
-        ("whisper", "gpt-4o-transcribe", UpdateScope.UNKNOWN),
-    ],
-)
-def test_update_scopes(source: str, target: str, scope: UpdateScope) -> None:
-    assert classify_update(source, "1", target, "2") is scope
-
-
-def test_overrides_win_and_bad_ones_are_named() -> None:
-    overrides = parse_scope_overrides({"whisper -> gpt-4o-*": "model-change-specialized",
-                                       "GPT-4 -> gpt-4o": "Variant"})
-    assert classify_update("whisper", "001", "gpt-4o-transcribe", "1", overrides) \
-        is UpdateScope.MODEL_CHANGE_SPECIALIZED
-    assert classify_update("gpt-4", "0613", "gpt-4o", "1", overrides) is UpdateScope.VARIANT
-    with pytest.raises(ValueError, match="FROM -> TO"):
-        parse_scope_overrides({"gpt-4": "variant"})
-    with pytest.raises(ValueError, match="unknown scope 'huge'"):
-        parse_scope_overrides({"a -> b": "huge"})
