@@ -1,7 +1,8 @@
 """What the digest knows about the estate on one day: every current deployment with its consequence, deadline,
 escalation stage, owner and ack; the changes of the past week; the watcher's health.
 
-:func:`gather` reads the store (the only SQL of the digest); :func:`watch` and :func:`changes_from` are pure.
+:func:`gather` reads the store (through daemon/store, never SQL of its own); :func:`watch` and :func:`changes_from`
+are pure.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.config import Config, policy_from_config
@@ -21,8 +21,9 @@ from daemon.lifecycle.escalation import EscalationPolicy, current_step
 from daemon.notify.routing import Router, RouteTarget, normalize_channel
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
+from daemon.store import digest as store
 from daemon.store.inventory import arm_key
-from daemon.store.schema import AckRow, DeploymentRow, EventRow, PollFailureRow, PollRow
+from daemon.store.schema import AckRow, EventRow
 
 CHANGE_WINDOW = timedelta(days=7)
 UPCOMING = "upcoming"  # inside the digest's horizon, not yet inside the first alerting threshold
@@ -221,13 +222,9 @@ def gather(session: Session, config: Config, now: datetime) -> EstateFacts:
     watched = watch(queries.current_deployments(session), accounts, CatalogIndex(queries.catalog(session)), router,
                     policy_from_config(config.escalation), alerts.latest_acks(session), today,
                     config.digest.horizon_days, overrides)
-    events = session.scalars(select(EventRow).where(
-        EventRow.subject_type == "deployment", EventRow.kind.in_(list(_EVENT_KINDS)),
-        EventRow.occurred_at > now - CHANGE_WINDOW, EventRow.occurred_at <= now).order_by(EventRow.id)).all()
-    subjects = {event.subject_key for event in events}
-    known = {row.key: queries.deployment_from_row(row) for row in session.scalars(select(DeploymentRow))
-             if row.key in subjects}
-    baseline = session.scalar(select(func.min(PollRow.id)))
+    events = store.deployment_events_between(session, _EVENT_KINDS, now - CHANGE_WINDOW, now)
+    known = store.deployments_among(session, {event.subject_key for event in events})
+    baseline = queries.first_poll_id(session)
     return EstateFacts(now=now, today=today, horizon_days=config.digest.horizon_days,
                        overview_channel=normalize_channel(config.slack.default_channel), watched=tuple(watched),
                        changes=tuple(changes_from(events, known, accounts, router, baseline)),
@@ -235,15 +232,12 @@ def gather(session: Session, config: Config, now: datetime) -> EstateFacts:
 
 
 def health(session: Session, now: datetime) -> Health:
-    done = select(PollRow).where(PollRow.finished_at.is_not(None), PollRow.started_at <= now)
-    last = session.scalars(done.order_by(PollRow.id.desc()).limit(1)).first()
-    good = session.scalars(done.where(PollRow.status.in_(SUCCESSFUL_POLLS)).order_by(PollRow.id.desc())
-                           .limit(1)).first()
+    last = queries.last_finished_poll(session, now)
+    good = queries.last_finished_poll(session, now, SUCCESSFUL_POLLS)
     failures: tuple[SourceFailure, ...] = ()
     if last is not None:
         failures = tuple(SourceFailure(f.subscription_id, f.target, f.operation, f.status_code, f.error)
-                         for f in session.scalars(select(PollFailureRow).where(PollFailureRow.poll_id == last.id)
-                                                  .order_by(PollFailureRow.id)))
+                         for f in queries.poll_failures(session, last.id))
     return Health(last_success_at=_aware(good.finished_at) if good and good.finished_at else None,
                   last_success_id=good.id if good else None,
                   last_poll_at=_aware(last.finished_at) if last and last.finished_at else None,

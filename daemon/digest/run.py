@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock, SystemClock
@@ -98,7 +97,7 @@ def run_digest(config: Config, clock: Clock, sessions: sessionmaker[Session], sl
     with sessions.begin() as session:
         for digest in _chosen(build_digests(gather(session, config, now), report.week), wanted):
             key = digest_key(digest.channel, report.week)
-            before = session.scalar(select(AlertRow.status).where(AlertRow.key == key))
+            before = alerts.alert_status(session, key)
             if before is None and not digest.worth_sending:
                 report.channels.append(ChannelDigest(digest.channel, digest.scope.value, Outcome.NOTHING,
                                                      digest.deployments, _why_nothing(digest)))
@@ -114,7 +113,7 @@ def run_digest(config: Config, clock: Clock, sessions: sessionmaker[Session], sl
                               on_permanent_failure=DeliveryFailureReporter(ops_channel(config), now))
         report.delivery = deliverer.run(wait_seconds=DELIVERY_WAIT_SECONDS)
     with sessions() as session:
-        rows = {row.key: row for row in session.scalars(select(AlertRow).where(AlertRow.key.in_(list(queued))))}
+        rows = alerts.alerts_by_key(session, queued)
     for key, (digest, before) in queued.items():
         report.channels.append(_outcome(digest, rows.get(key), before))
     report.channels.sort(key=lambda c: (c.scope != "team", c.channel))

@@ -7,14 +7,13 @@ from __future__ import annotations
 import getpass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
 from daemon.notify.render import AlertView, MessageKind, render_alert
-from daemon.store import alerts
+from daemon.store import alerts, queries
 from daemon.store.queries import deployment_from_row
-from daemon.store.schema import AckRow, AlertThreadRow, DeploymentRow
+from daemon.store.schema import AckRow, DeploymentRow
 
 
 class AckError(Exception):
@@ -23,15 +22,13 @@ class AckError(Exception):
 
 def find_deployment(session: Session, reference: str) -> DeploymentRow:
     """By ARM id, or ``ACCOUNT/DEPLOYMENT``, or a deployment name that is unique."""
-    query = select(DeploymentRow).where(DeploymentRow.removed_at.is_(None))
     if reference.startswith("/"):
-        rows = session.scalars(query.where(DeploymentRow.key == reference.casefold())).all()
+        rows = queries.current_deployment_rows_by_key(session, reference)
     elif "/" in reference:
         account, name = reference.split("/", 1)
-        rows = session.scalars(query.where(func.lower(DeploymentRow.account_name) == account.casefold(),
-                                           func.lower(DeploymentRow.name) == name.casefold())).all()
+        rows = queries.current_deployment_rows_named(session, name, account=account)
     else:
-        rows = session.scalars(query.where(func.lower(DeploymentRow.name) == reference.casefold())).all()
+        rows = queries.current_deployment_rows_named(session, reference)
     if not rows:
         raise AckError(f"no deployment {reference!r} in the inventory (see `retirewatch status`)")
     if len(rows) > 1:
@@ -46,22 +43,18 @@ def acknowledge(session: Session, config: Config, now: datetime, reference: str,
         raise AckError(f"--until {until} is not in the future (today is {now.date()}): alerts resume on that day, "
                        "so give a later one, or leave --until out to silence this deadline until it changes")
     deployment = find_deployment(session, reference)
-    thread = session.scalars(select(AlertThreadRow).where(AlertThreadRow.deployment_key == deployment.key,
-                                                          AlertThreadRow.closed_at.is_(None))).first()
+    thread = alerts.open_thread_of(session, deployment.key)
     if thread is None:
         raise AckError(f"{deployment.account_name}/{deployment.name} has no open alert to acknowledge")
     span = f"until {until}" if until else "for this deadline"
-    in_force = session.scalars(select(AckRow).where(AckRow.deployment_key == deployment.key,
-                                                    AckRow.deadline == thread.deadline)
-                               .order_by(AckRow.id.desc()).limit(1)).first()
+    in_force = alerts.ack_in_force(session, deployment.key, thread.deadline)
     if in_force is not None and in_force.until == until and (in_force.note or None) == (note or None):
         return (f"{deployment.account_name}/{deployment.name} (deadline {thread.deadline}) is already "
                 f"acknowledged {span}: nothing changed, nothing posted")
     who = _user()
-    session.add(AckRow(deployment_key=deployment.key, deadline=thread.deadline, until=until, note=note,
-                       created_by=who, created_at=now))
-    session.flush()
-    ack_count = len(session.scalars(select(AckRow.id).where(AckRow.deployment_key == deployment.key)).all())
+    alerts.add_ack(session, AckRow(deployment_key=deployment.key, deadline=thread.deadline, until=until, note=note,
+                                   created_by=who, created_at=now))
+    ack_count = alerts.ack_count(session, deployment.key)
     unsilenceable = ", ".join(config.escalation.unsilenceable) or "nothing"
     text = (f"Acknowledged by {who} {span}: no more alerts for "
             f"{deployment.account_name}/{deployment.name} (deadline {thread.deadline}) except {unsilenceable}."

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock
@@ -92,11 +91,10 @@ class Deliverer:
 
     def _seconds_until_next_due(self, clock: _RunClock) -> float | None:
         with self._sessions() as session:
-            upcoming = session.query(AlertRow.next_attempt_at).filter(
-                AlertRow.status == alerts.PENDING).order_by(AlertRow.next_attempt_at).first()
+            upcoming = alerts.next_due_at(session)
         if upcoming is None:
             return None
-        return (_aware(upcoming[0]) - clock.now()).total_seconds()
+        return (_aware(upcoming) - clock.now()).total_seconds()
 
     # -- one row -------------------------------------------------------------------------------------------------
 
@@ -106,7 +104,7 @@ class Deliverer:
             if claimed is None:
                 return
             row, uncertain_since = claimed
-            thread = session.get(AlertThreadRow, row.thread_id) if row.thread_id else None
+            thread = alerts.find_thread(session, row.thread_id) if row.thread_id else None
             target = self._target(session, row, thread)
         if target is None:
             self._postpone(alert_id, clock, "waiting for the thread's first message")
@@ -136,10 +134,7 @@ class Deliverer:
             return (thread.channel_id if thread and thread.channel_id else row.channel), None
         if thread.parent_ts and thread.channel_id:
             return thread.channel_id, thread.parent_ts
-        parent = session.execute(
-            select(AlertRow.status, AlertRow.channel_id, AlertRow.ts)
-            .where(AlertRow.thread_id == thread.id, AlertRow.is_parent.is_(True)).order_by(AlertRow.id).limit(1)
-        ).first()
+        parent = alerts.first_message(session, thread.id)
         if parent is not None and parent.status in (alerts.PENDING, alerts.SENDING):
             return None
         if parent is not None and parent.status == alerts.SENT and parent.ts and parent.channel_id:
@@ -184,7 +179,7 @@ class Deliverer:
 
     def _record(self, alert_id: int, result: SlackResult, clock: _RunClock, report: DeliveryReport) -> None:
         with self._sessions.begin() as session:
-            row = session.get_one(AlertRow, alert_id)
+            row = alerts.get_alert(session, alert_id)
             now = clock.now()
             row.lease_until = None
             if result.verdict is Verdict.UNAVAILABLE:  # the app, not this message: hold everything, burn nothing
@@ -201,7 +196,7 @@ class Deliverer:
                 row.channel_id = result.channel_id or row.channel_id
                 row.ts = result.ts
                 if row.is_parent and row.thread_id:
-                    thread = session.get_one(AlertThreadRow, row.thread_id)
+                    thread = alerts.get_thread(session, row.thread_id)
                     thread.channel_id, thread.parent_ts = row.channel_id, row.ts
                 return
             row.last_error = result.error
@@ -224,13 +219,13 @@ class Deliverer:
         """Mark failed what can never be sent. Not counted as a failure of its own: the first message's failure,
         which caused it, already was."""
         with self._sessions.begin() as session:
-            row = session.get_one(AlertRow, alert_id)
+            row = alerts.get_alert(session, alert_id)
             row.status, row.lease_until, row.attempt_started_at, row.last_error = alerts.FAILED, None, None, reason
             log.warning("alert %s marked failed: %s", row.key, reason)
 
     def _postpone(self, alert_id: int, clock: _RunClock, reason: str) -> None:
         with self._sessions.begin() as session:
-            row = session.get_one(AlertRow, alert_id)
+            row = alerts.get_alert(session, alert_id)
             row.status, row.lease_until, row.attempt_started_at = alerts.PENDING, None, None
             row.attempts = max(0, row.attempts - 1)
             row.next_attempt_at = clock.now() + timedelta(seconds=30)

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
@@ -30,7 +29,7 @@ from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
 from daemon.store.inventory import arm_key
-from daemon.store.schema import AckRow, AlertRow, AlertThreadRow, DeploymentRow, EventRow
+from daemon.store.schema import AckRow, AlertThreadRow, EventRow
 
 log = logging.getLogger(__name__)
 EVENT_CURSOR = "notify-events"
@@ -86,8 +85,7 @@ class Planner:
             self._fine_tune_ends(session, now, key, deployment, assessment, target, report)
         for key, thread in list(threads.items()):
             if key not in current:
-                row = session.get(DeploymentRow, key)
-                gone = queries.deployment_from_row(row) if row is not None else None
+                gone = queries.deployment_by_key(session, key)
                 self._resolve(session, now, thread, gone, None, "the deployment was deleted", report)
         return report
 
@@ -162,8 +160,7 @@ class Planner:
     def _update_parent(self, session: Session, now: datetime, thread: AlertThreadRow, view: AlertView,
                        step_key: str, report: PlanReport) -> None:
         thread.stage = view.stage
-        parent_key = session.scalar(select(AlertRow.key).where(AlertRow.thread_id == thread.id,
-                                                               AlertRow.is_parent.is_(True)))
+        parent_key = alerts.parent_key(session, thread.id)
         message = render_parent(replace(view, alert_key=parent_key or view.alert_key), self._portal)
         if alerts.enqueue(session, alerts.NewAlert(
                 key=f"{thread.id}|parent|{thread.deadline}|{step_key}", kind="parent_update",
@@ -251,9 +248,7 @@ class Planner:
                         current: Mapping[str, tuple[Deployment, Assessment]], accounts: Mapping[str, Account],
                         report: PlanReport) -> None:
         after = alerts.cursor(session, EVENT_CURSOR)
-        events = session.scalars(select(EventRow).where(EventRow.id > after, EventRow.subject_type == "deployment",
-                                                        EventRow.kind.in_(list(CHANGE_EVENTS)))
-                                 .order_by(EventRow.id)).all()
+        events = queries.deployment_events_after(session, after, CHANGE_EVENTS)
         grouped: dict[tuple[str, int | None, MessageKind], list[EventRow]] = defaultdict(list)
         for event in events:  # one message per deployment, poll and kind of change
             grouped[(event.subject_key, event.poll_id, CHANGE_EVENTS[event.kind])].append(event)
@@ -268,7 +263,7 @@ class Planner:
             view = replace(view, detail=detail)
             self._reply(session, now, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False,
                         report)
-        last = session.scalar(select(EventRow.id).order_by(EventRow.id.desc()).limit(1))
+        last = queries.last_event_id(session)
         if last is not None and last != after:
             alerts.set_cursor(session, EVENT_CURSOR, last)
 
@@ -315,9 +310,7 @@ def _why_resolved(assessment: Assessment, thread: AlertThreadRow) -> str:
 
 def _sent_by_deadline(session: Session) -> dict[tuple[str, date | None], _Sent]:
     keys: dict[tuple[str, date | None], set[str]] = defaultdict(set)
-    for deployment_key, deadline, stage in session.execute(
-            select(AlertRow.deployment_key, AlertRow.deadline, AlertRow.stage)
-            .where(AlertRow.stage.is_not(None), AlertRow.deployment_key.is_not(None))):
+    for deployment_key, deadline, stage in alerts.staged_alerts(session):
         if deployment_key and stage:
             keys[(deployment_key, deadline)].add(stage)
     result = {}

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from daemon.store import alerts
-from daemon.store.schema import AlertRow
 
 
 class RetryError(Exception):
@@ -21,10 +19,9 @@ class RetryError(Exception):
 def requeue(session: Session, now: datetime, key: str | None) -> int:
     """Failed -> pending, due now, attempts back to zero; returns how many. ``key`` None: every failed one."""
     if key is None:
-        rows = list(session.scalars(select(AlertRow).where(AlertRow.status == alerts.FAILED)))
+        rows = alerts.failed_alerts(session)
     else:
-        wanted = [AlertRow.key == key] + ([AlertRow.id == int(key)] if key.isdigit() else [])
-        rows = list(session.scalars(select(AlertRow).where(or_(*wanted))))
+        rows = alerts.alerts_named(session, key)
         if not rows:
             raise RetryError(f"no alert {key!r} (see `retirewatch alerts`: the first column is the id)")
         not_failed = [row for row in rows if row.status != alerts.FAILED]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock, SystemClock
@@ -20,8 +19,7 @@ from daemon.notify.plan import Planner, PlanReport
 from daemon.notify.routing import Router
 from daemon.notify.slack import SlackClient
 from daemon.rehearsal import rehearsal_verdict
-from daemon.store import queries
-from daemon.store.schema import AlertRow
+from daemon.store import alerts, queries
 
 
 @dataclass
@@ -73,9 +71,9 @@ def run_notify(config: Config, clock: Clock, sessions: sessionmaker[Session], sl
                                 config.testing.allow_time_travel)
     if dry_run or not verdict.may_send:
         with sessions() as session:
-            first_new = (session.scalar(select(AlertRow.id).order_by(AlertRow.id.desc()).limit(1)) or 0) + 1
+            first_new = (alerts.last_alert_id(session) or 0) + 1
             report = _plan(session, config, clock)
-            rows = session.scalars(select(AlertRow).where(AlertRow.id >= first_new).order_by(AlertRow.id)).all()
+            rows = alerts.alerts_from(session, first_new)
             report.previews = [(row.channel, str(row.message.get("text", ""))) for row in rows
                                if row.kind != "parent_update"]
             report.rehearsal = "" if dry_run else verdict.reason

@@ -90,12 +90,79 @@ def open_thread(session: Session, thread: AlertThreadRow) -> tuple[AlertThreadRo
     raise RuntimeError(f"could not open a thread for {thread.deployment_key}: the database keeps refusing it")
 
 
+def open_thread_of(session: Session, deployment_key: str) -> AlertThreadRow | None:
+    """The deployment's open thread, if it has one."""
+    return session.scalars(select(AlertThreadRow).where(AlertThreadRow.deployment_key == deployment_key,
+                                                        AlertThreadRow.closed_at.is_(None))).first()
+
+
+def find_thread(session: Session, thread_id: int) -> AlertThreadRow | None:
+    return session.get(AlertThreadRow, thread_id)
+
+
+def get_thread(session: Session, thread_id: int) -> AlertThreadRow:
+    """The thread ``thread_id``, which must exist."""
+    return session.get_one(AlertThreadRow, thread_id)
+
+
+def get_alert(session: Session, alert_id: int) -> AlertRow:
+    """The outbox row ``alert_id``, which must exist."""
+    return session.get_one(AlertRow, alert_id)
+
+
+@dataclass(frozen=True)
+class FirstMessage:
+    """Where a thread's first message stands: its status, and where Slack put it once sent."""
+
+    status: str
+    channel_id: str | None
+    ts: str | None
+
+
+def first_message(session: Session, thread_id: int) -> FirstMessage | None:
+    """The thread's first message (the oldest parent row), or None when it has none."""
+    row = session.execute(
+        select(AlertRow.status, AlertRow.channel_id, AlertRow.ts)
+        .where(AlertRow.thread_id == thread_id, AlertRow.is_parent.is_(True)).order_by(AlertRow.id).limit(1)
+    ).first()
+    return None if row is None else FirstMessage(row.status, row.channel_id, row.ts)
+
+
+def parent_key(session: Session, thread_id: int) -> str | None:
+    """The key of a parent row (the thread's first message) of ``thread_id``."""
+    return session.scalar(select(AlertRow.key).where(AlertRow.thread_id == thread_id, AlertRow.is_parent.is_(True)))
+
+
+def staged_alerts(session: Session) -> list[tuple[str | None, date | None, str | None]]:
+    """(deployment key, deadline, escalation step key) of every queued alert that carries a step."""
+    rows = session.execute(select(AlertRow.deployment_key, AlertRow.deadline, AlertRow.stage)
+                           .where(AlertRow.stage.is_not(None), AlertRow.deployment_key.is_not(None)))
+    return [(row.deployment_key, row.deadline, row.stage) for row in rows]
+
+
 def latest_acks(session: Session) -> dict[tuple[str, date | None], AckRow]:
     """The newest ack per (deployment, deadline)."""
     acks: dict[tuple[str, date | None], AckRow] = {}
     for row in session.scalars(select(AckRow).order_by(AckRow.id)):
         acks[(row.deployment_key, row.deadline)] = row
     return acks
+
+
+def ack_in_force(session: Session, deployment_key: str, deadline: date | None) -> AckRow | None:
+    """The newest ack of the deployment's ``deadline``, if any."""
+    return session.scalars(select(AckRow).where(AckRow.deployment_key == deployment_key, AckRow.deadline == deadline)
+                           .order_by(AckRow.id.desc()).limit(1)).first()
+
+
+def add_ack(session: Session, ack: AckRow) -> None:
+    """Record ``ack`` (flushed, so it counts in :func:`ack_count` at once)."""
+    session.add(ack)
+    session.flush()
+
+
+def ack_count(session: Session, deployment_key: str) -> int:
+    """How many acks the deployment has had, over all its deadlines."""
+    return len(session.scalars(select(AckRow.id).where(AckRow.deployment_key == deployment_key)).all())
 
 
 def cursor(session: Session, name: str) -> int:
@@ -169,6 +236,13 @@ def claim(session: Session, alert_id: int, now: datetime, lease: timedelta) -> t
     return session.get_one(AlertRow, alert_id, populate_existing=True), previous
 
 
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest pending row falls due (None: nothing is pending)."""
+    upcoming = session.query(AlertRow.next_attempt_at).filter(
+        AlertRow.status == PENDING).order_by(AlertRow.next_attempt_at).first()
+    return None if upcoming is None else upcoming[0]
+
+
 def pending_count(session: Session) -> int:
     return len(list(session.scalars(select(AlertRow.id).where(AlertRow.status.in_((PENDING, SENDING))))))
 
@@ -178,3 +252,33 @@ def list_alerts(session: Session, statuses: Sequence[str] = ()) -> Sequence[Aler
     if statuses:
         query = query.where(AlertRow.status.in_(list(statuses)))
     return session.scalars(query).all()
+
+
+def failed_alerts(session: Session) -> list[AlertRow]:
+    return list(session.scalars(select(AlertRow).where(AlertRow.status == FAILED)))
+
+
+def alerts_named(session: Session, key: str) -> list[AlertRow]:
+    """The rows whose key is ``key``, or whose id is ``key`` when it is a number."""
+    wanted = [AlertRow.key == key] + ([AlertRow.id == int(key)] if key.isdigit() else [])
+    return list(session.scalars(select(AlertRow).where(or_(*wanted))))
+
+
+def last_alert_id(session: Session) -> int | None:
+    """The newest row's id (None: the outbox is empty)."""
+    return session.scalar(select(AlertRow.id).order_by(AlertRow.id.desc()).limit(1))
+
+
+def alerts_from(session: Session, first_id: int) -> Sequence[AlertRow]:
+    """Rows with an id of ``first_id`` or later, oldest first."""
+    return session.scalars(select(AlertRow).where(AlertRow.id >= first_id).order_by(AlertRow.id)).all()
+
+
+def alert_status(session: Session, key: str) -> str | None:
+    """The status of the row keyed ``key`` (None: there is none)."""
+    return session.scalar(select(AlertRow.status).where(AlertRow.key == key))
+
+
+def alerts_by_key(session: Session, keys: Iterable[str]) -> dict[str, AlertRow]:
+    """The rows keyed by any of ``keys``, by key."""
+    return {row.key: row for row in session.scalars(select(AlertRow).where(AlertRow.key.in_(list(keys))))}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from daemon.records import Account, CatalogModel, Deployment, SkuRetirement
@@ -48,6 +48,27 @@ def current_deployments(session: Session) -> Iterator[Deployment]:
         yield deployment_from_row(row)
 
 
+def deployment_by_key(session: Session, key: str) -> Deployment | None:
+    """The stored deployment ``key``, gone or not (None: never stored)."""
+    row = session.get(DeploymentRow, key)
+    return deployment_from_row(row) if row is not None else None
+
+
+def current_deployment_rows_by_key(session: Session, key: str) -> Sequence[DeploymentRow]:
+    """The current (not gone) deployment whose key is ``key`` (its ARM id, casefolded)."""
+    return session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None))
+                           .where(DeploymentRow.key == key.casefold())).all()
+
+
+def current_deployment_rows_named(session: Session, name: str, account: str | None = None) -> Sequence[DeploymentRow]:
+    """Current (not gone) deployments called ``name`` (in ``account`` when given), ignoring case."""
+    matches: list[ColumnElement[bool]] = []
+    if account is not None:
+        matches.append(func.lower(DeploymentRow.account_name) == account.casefold())
+    matches.append(func.lower(DeploymentRow.name) == name.casefold())
+    return session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None)).where(*matches)).all()
+
+
 def catalog(session: Session) -> Iterator[CatalogModel]:
     for row in session.scalars(select(CatalogModelRow).execution_options(yield_per=2000)):
         yield catalog_from_row(row)
@@ -80,3 +101,34 @@ def last_poll(session: Session) -> PollSummary | None:
 
 def events_since(session: Session, after_id: int = 0) -> Sequence[EventRow]:
     return session.scalars(select(EventRow).where(EventRow.id > after_id).order_by(EventRow.id)).all()
+
+
+def deployment_events_after(session: Session, after_id: int, kinds: Iterable[str]) -> Sequence[EventRow]:
+    """Deployment events of ``kinds`` recorded after event ``after_id``, oldest first."""
+    return session.scalars(select(EventRow).where(EventRow.id > after_id, EventRow.subject_type == "deployment",
+                                                  EventRow.kind.in_(list(kinds)))
+                           .order_by(EventRow.id)).all()
+
+
+def last_event_id(session: Session) -> int | None:
+    """The newest event's id (None: no event recorded yet)."""
+    return session.scalar(select(EventRow.id).order_by(EventRow.id.desc()).limit(1))
+
+
+def first_poll_id(session: Session) -> int | None:
+    """The oldest poll's id (None: never polled)."""
+    return session.scalar(select(func.min(PollRow.id)))
+
+
+def last_finished_poll(session: Session, now: datetime, statuses: Sequence[str] = ()) -> PollRow | None:
+    """The newest poll started by ``now`` that finished (with one of ``statuses``, when given)."""
+    query = select(PollRow).where(PollRow.finished_at.is_not(None), PollRow.started_at <= now)
+    if statuses:
+        query = query.where(PollRow.status.in_(statuses))
+    return session.scalars(query.order_by(PollRow.id.desc()).limit(1)).first()
+
+
+def poll_failures(session: Session, poll_id: int) -> Sequence[PollFailureRow]:
+    """What poll ``poll_id`` could not read, in the order it met the failures."""
+    return session.scalars(select(PollFailureRow).where(PollFailureRow.poll_id == poll_id)
+                           .order_by(PollFailureRow.id)).all()
