@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from daemon.config import Config, policy_from_config
 from daemon.lifecycle import CatalogIndex, ScopeOverrides, assess, parse_scope_overrides
-from daemon.lifecycle.escalation import EscalationPolicy, current_step
+from daemon.lifecycle.escalation import EscalationPolicy, step_today
 from daemon.notify.routing import Router, RouteTarget, normalize_channel
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
@@ -136,7 +136,7 @@ def stage_of(policy: EscalationPolicy, consequence: str, scope: str | None, days
     None beyond the horizon, without a deadline, or with nothing scheduled."""
     if consequence == "none" or days_left is None:
         return None
-    step = current_step(policy.steps_for(consequence, scope), days_left, today)
+    step = step_today(policy, consequence=consequence, scope=scope, days_left=days_left, today=today)
     if step is not None:
         return step.stage.value
     return UPCOMING if days_left <= horizon_days else None

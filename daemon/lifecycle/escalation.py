@@ -208,6 +208,21 @@ def current_step(steps: tuple[Step, ...], days_left: int, today: date) -> Step |
     return entered[-1] if entered else None
 
 
+def step_today(policy: EscalationPolicy, *, consequence: str, scope: str | None, days_left: int | None,
+               today: date, struck: bool = False, date_pending: bool = False) -> Step | None:
+    """The step a deadline is in today, whether or not it is due: ``overdue`` for one that struck without a date
+    (the catalog calls the model retired), ``notice`` for a retirement announced without a date, else by days
+    left (:func:`current_step`); ``None`` with nothing scheduled, no deadline, or before the first threshold.
+    Alerts, the digest and the metrics all read the stage here."""
+    if consequence in NO_CONSEQUENCE:
+        return None
+    if days_left is None:
+        if struck:
+            return Step(Stage.OVERDUE, None, today)
+        return Step(Stage.NOTICE, None) if date_pending else None
+    return current_step(policy.steps_for(consequence, scope), days_left, today)
+
+
 _KEY = re.compile(r"^(notice|warning|urgent|critical|overdue)(?:@(.+))?$")
 
 
@@ -290,14 +305,10 @@ def decide(
     if not escalate:
         return Decision(None, Reason.NOT_ESCALATED)
     undated = days_left is None
-    if undated and struck:
-        step: Step | None = Step(Stage.OVERDUE, None, today)
-    elif undated and date_pending:
-        step = Step(Stage.NOTICE, None)
-    elif days_left is None:
+    if undated and not (struck or date_pending):
         return Decision(None, Reason.NO_DEADLINE)
-    else:
-        step = current_step(policy.steps_for(consequence, scope), days_left, today)
+    step = step_today(policy, consequence=consequence, scope=scope, days_left=days_left, today=today,
+                      struck=struck, date_pending=date_pending)
     if step is None:
         return Decision(None, Reason.NOT_YET)
     sent = [s for s in (_parse_key(k) for k in sent_keys) if s is not None]

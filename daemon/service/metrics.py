@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.clock import Clock
 from daemon.config import Config, policy_from_config
 from daemon.lifecycle import CatalogIndex, assess, parse_scope_overrides
-from daemon.lifecycle.escalation import current_step
+from daemon.lifecycle.escalation import step_today
 from daemon.store import queries, watch
 
 log = logging.getLogger(__name__)
@@ -110,11 +110,10 @@ class DatabaseCollector(Collector):
         for deployment in queries.current_deployments(session):
             assessment = assess(deployment, index, today, self._overrides)
             consequence = assessment.consequence.value
-            stage = "none"
-            if assessment.days_left is not None and consequence != "none":
-                scope = assessment.update_scope.value if assessment.update_scope else None
-                step = current_step(self._policy.steps_for(consequence, scope), assessment.days_left, today)
-                stage = step.stage.value if step is not None else "none"
+            scope = assessment.update_scope.value if assessment.update_scope else None
+            step = step_today(self._policy, consequence=consequence, scope=scope, days_left=assessment.days_left,
+                              today=today, struck=assessment.struck, date_pending=assessment.date_pending)
+            stage = step.stage.value if step is not None else "none"
             tally[(consequence, stage)] = tally.get((consequence, stage), 0) + 1
             if assessment.strikes_on is None or assessment.days_left is None:
                 continue

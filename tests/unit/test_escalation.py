@@ -17,6 +17,7 @@ from daemon.lifecycle.escalation import (
     Thresholds,
     current_step,
     decide,
+    step_today,
 )
 
 TODAY = date(2026, 3, 1)
@@ -275,3 +276,25 @@ def test_policy_validation() -> None:
         EscalationPolicy(overdue_repeat_days=0)
     assert EscalationPolicy(base=Thresholds(notice=60, warning=None, urgent=10, critical=())).steps_for(
         "outage", None) == (Step(Stage.NOTICE, 60), Step(Stage.URGENT, 10), Step(Stage.OVERDUE, None))
+
+
+@pytest.mark.parametrize(
+    ("consequence", "days_left", "struck", "pending", "key"),
+    [
+        ("outage", None, True, False, "overdue@2026-03-01"),  # retired without a date
+        ("outage", None, False, True, "notice"),  # announced, date pending
+        ("outage", None, False, False, None),
+        ("none", None, True, False, None),
+        ("outage", 0, True, False, "overdue@2026-03-01"),
+        ("outage", 29, False, False, "warning"),
+        ("outage", 91, False, False, None),
+    ],
+)
+def test_step_today_is_the_stage_alerts_digest_and_metrics_read(consequence: str, days_left: int | None,
+                                                                 struck: bool, pending: bool, key: str | None) -> None:
+    step = step_today(DEFAULT, consequence=consequence, scope=None, days_left=days_left, today=TODAY,
+                      struck=struck, date_pending=pending)
+    assert (step.key if step else None) == key
+    decision = decide(DEFAULT, consequence=consequence, scope=None, days_left=days_left, today=TODAY,
+                      struck=struck, date_pending=pending)
+    assert decision.step == step
