@@ -82,8 +82,7 @@ def open_thread(session: Session, thread: AlertThreadRow) -> tuple[AlertThreadRo
                 session.flush()
             return thread, True
         except IntegrityError:  # the savepoint's rollback took ``thread`` out of the session again
-            winner = session.scalars(select(AlertThreadRow).where(
-                AlertThreadRow.deployment_key == thread.deployment_key, AlertThreadRow.closed_at.is_(None))).first()
+            winner = open_thread_of(session, thread.deployment_key)
             if winner is not None:
                 return winner, False
             # The winner closed it in between: try again.

@@ -111,15 +111,7 @@ def kill(process: subprocess.Popen[str]) -> None:
 
 def kill_after(process: subprocess.Popen[str], seconds: float) -> bool:
     """SIGKILL ``process`` after ``seconds`` unless it ended first; True when it was killed."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            process.communicate()
-            return False
-        time.sleep(0.01)
-    killed = process.poll() is None
-    kill(process)
-    return killed
+    return kill_when(process, lambda: False, timeout=seconds)
 
 
 def kill_when(process: subprocess.Popen[str], happened: Callable[[], bool], *, timeout: float = 60) -> bool:
