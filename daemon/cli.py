@@ -282,8 +282,16 @@ def cmd_run(ctx: Context) -> int:
         print("retirewatch: SLACK_BOT_TOKEN is not set (the service posts alerts and the digest to Slack)",
               file=sys.stderr)
         return EXIT_USAGE
-    work = Work(config=ctx.config, clock=clock, sessions=ctx.sessions(), slack=slack, may_send=verdict.may_send)
-    return Service(work).run_until_signalled()
+    from daemon.store.poll_lock import ServiceAlreadyRunning, service_lock
+
+    sessions = ctx.sessions()
+    work = Work(config=ctx.config, clock=clock, sessions=sessions, slack=slack, may_send=verdict.may_send)
+    try:
+        with service_lock(sessions.kw["bind"]):
+            return Service(work).run_until_signalled()
+    except ServiceAlreadyRunning as exc:
+        print(f"retirewatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def cmd_demo(ctx: Context) -> int:

@@ -26,6 +26,7 @@ log = logging.getLogger("retirewatch.service")
 DIGEST_SLOT = "schedule:digest"
 STALE, RECOVERED = "ops|stale|", "ops|recovered|"
 StopFlag = Callable[[], bool]
+Fence = Callable[[Session], bool]  # in a transaction: does this replica still lead?
 
 
 def never() -> bool:
@@ -116,36 +117,35 @@ class Work:
 
     # -- the weekly digest ---------------------------------------------------------------------------------------
 
-    def digest(self, due: schedule.DigestDue, should_stop: StopFlag = never) -> bool:
-        """Claim the slot (compare-and-set), then run the digest; False when another run already claimed it. A
-        digest that fails gives the slot back, so it is tried again."""
+    def digest(self, due: schedule.DigestDue, should_stop: StopFlag = never,
+               fence: Fence | None = None) -> bool:
+        """Run the digest for the slot, then claim the slot (compare-and-set, fenced by the leader's epoch when
+        ``fence`` is given); False when the slot was already claimed. The digest's messages are keyed by week and
+        channel in the outbox, so running it again after a replica died mid-run queues nothing twice; claiming
+        only afterwards means a death before the messages were queued loses nothing."""
         tz = schedule.zone(self.config.schedule.timezone)
         week = schedule.iso_week(due.slot, tz)
-        previous = None
+        if self.may_send:
+            claimed = self.claimed_digest_slot()
+            if claimed is not None and claimed >= due.slot:
+                log.info("digest for %s (slot %s) already claimed: nothing to do", week, due.slot.isoformat(),
+                         extra={"event": "digest_skipped", "week": week})
+                return False
+        if should_stop():
+            return False
+        result = digest.run_digest(self.config, self.clock, self.sessions, self.slack if self.may_send else None,
+                                   dry_run=not self.may_send)
         if self.may_send:
             with self.sessions.begin() as session:
-                previous = watch.claimed_slot(session, DIGEST_SLOT)
-                if not watch.claim_slot(session, DIGEST_SLOT, due.slot):
-                    log.info("digest for %s (slot %s) already claimed: nothing to do", week, due.slot.isoformat(),
-                             extra={"event": "digest_skipped", "week": week})
+                if fence is not None and not fence(session):
+                    log.warning("digest for %s ran, but this replica lost its leadership meanwhile: the new leader "
+                                "claims the slot (the outbox keys keep the messages single)", week,
+                                extra={"event": "fenced", "job": "digest"})
                     return False
-        if should_stop():
-            self._release(due.slot, previous)
-            return False
-        try:
-            result = digest.run_digest(self.config, self.clock, self.sessions, self.slack if self.may_send else None,
-                                       dry_run=not self.may_send)
-        except Exception:
-            self._release(due.slot, previous)
-            raise
+                watch.claim_slot(session, DIGEST_SLOT, due.slot)
         log.info("digest for %s (slot %s): run_digest returned %s", week, due.slot.isoformat(), result,
                  extra={"event": "digest", "week": week, "slot": due.slot.isoformat(), "dry_run": not self.may_send})
         return True
-
-    def _release(self, slot: datetime, previous: datetime | None) -> None:
-        if self.may_send:
-            with self.sessions.begin() as session:
-                watch.release_slot(session, DIGEST_SLOT, slot, previous)
 
     def claimed_digest_slot(self) -> datetime | None:
         with self.sessions() as session:
