@@ -19,7 +19,7 @@ from daemon.notify.ops import OPERATIONAL, operational_message
 from daemon.notify.run import NotifyReport, deliver_outbox, ops_channel, run_notify
 from daemon.notify.slack import SlackClient
 from daemon.poll import PollReport, run_poll
-from daemon.service import schedule
+from daemon.service import schedule, shared_poll
 from daemon.store import alerts, watch
 
 log = logging.getLogger("retirewatch.service")
@@ -61,12 +61,44 @@ class Work:
         if should_stop():
             return report, None
         self.watch(watching_since)
+        return report, self.notify(should_stop)
+
+    # -- the shared poll (several replicas) --------------------------------------------------------------------
+
+    def start_shared_poll(self, epoch: int, fence: Fence) -> int | None:
+        """The leader's part of a poll: its units, one per subscription (None: one still runs, or not leader)."""
+        poll_id = shared_poll.start(self.config, self.clock, self.sessions, self.credential, epoch, fence)
+        if poll_id is not None:
+            log.info("poll %s started (leader epoch %s)", poll_id, epoch,
+                     extra={"event": "poll_started", "poll_id": poll_id, "epoch": epoch})
+        return poll_id
+
+    def work_units(self, replica_id: str, lease: timedelta, watching_since: datetime,
+                   should_stop: StopFlag = never) -> shared_poll.UnitsReport:
+        """Take and record poll units until none is left; for each poll this replica completed, notify."""
+        report = shared_poll.work(self.config, self.clock, self.sessions, self.credential, replica_id, lease,
+                                  should_stop)
+        if report.recorded or report.lost:
+            log.info("recorded %s subscription(s)%s", report.recorded,
+                     f"; {report.lost} taken over by another replica" if report.lost else "",
+                     extra={"event": "units", "recorded": report.recorded, "lost": report.lost})
+        for poll in report.finished:
+            log.info("poll %s: %s subscriptions, %s accounts, %s deployments, %s changes, %s failures (%s)",
+                     poll.id, poll.subscriptions, poll.accounts, poll.deployments, poll.events, poll.failures,
+                     poll.status, extra={"event": "poll", "poll_id": poll.id, "failures": poll.failures})
+            if should_stop():
+                break
+            self.watch(watching_since)
+            self.notify(should_stop)
+        return report
+
+    def notify(self, should_stop: StopFlag = never) -> NotifyReport:
         notified = run_notify(self.config, self.clock, self.sessions, self.slack if self.may_send else None,
                               dry_run=not self.may_send, wait_seconds=0, should_stop=should_stop)
         log.info("notify: %s deployments in an alerting stage, queued %s%s", notified.plan.at_risk,
                  dict(notified.plan.queued) or "nothing new", _delivered(notified.delivery),
                  extra={"event": "notify", "queued": sum(notified.plan.queued.values())})
-        return report, notified
+        return notified
 
     # -- the outbox's retry pass ---------------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from daemon.service import schedule
 from daemon.service.http import HealthServer, health_app
 from daemon.service.jobs import Work
 from daemon.service.metrics import build_registry
-from daemon.store import lease, watch
+from daemon.store import lease, units, watch
 from daemon.store.database import DatabaseError
 from daemon.store.database import first_line as database_first_line
 
@@ -81,15 +81,17 @@ class Service:
 
     # -- deciding --------------------------------------------------------------------------------------------------
 
-    def due(self, now: datetime) -> list[tuple[str, Any]]:
+    def due(self, now: datetime, *, units_waiting: bool = False) -> list[tuple[str, Any]]:
         """What to start at ``now``: pure decisions over what this process knows."""
         wanted: list[tuple[str, Any]] = []
         leads = self.leadership is not None  # only the leader decides when to poll and to send the digest
         if leads and schedule.poll_due(now, self._last_success, self._last_poll_attempt, self.poll_every):
             wanted.append(("poll", None))
+        elif units_waiting and "poll" not in self._running:
+            wanted.append(("units", None))  # a poll another replica started: take a share of it
         # The poll's notify pass delivers too: one deliverer at a time keeps the per-channel pacing.
-        if "poll" not in self._running and not any(job == "poll" for job, _ in wanted) and \
-                schedule.interval_due(now, self._last_deliver, self.deliver_every):
+        busy = {"poll", "units"} & (self._running | {job for job, _ in wanted})
+        if not busy and schedule.interval_due(now, self._last_deliver, self.deliver_every):
             wanted.append(("deliver", None))
         if leads and (self._digest_retry_at is None or now >= self._digest_retry_at):
             digest = schedule.digest_due(now, self._digest_claimed, self.trigger, self.tz)
@@ -102,7 +104,7 @@ class Service:
             return
         self.keep_lease()
         now = self.work.clock.now()
-        for job_id, argument in self.due(now):
+        for job_id, argument in self.due(now, units_waiting=self._units_waiting()):
             self._dispatch(job_id, argument, now)
 
     def keep_lease(self, *, force: bool = False) -> None:
@@ -127,6 +129,15 @@ class Service:
         elif self.leadership is None and held is not None:
             log.warning("this replica (%s) no longer leads (epoch %s ended)", self.replica_id, held.epoch,
                         extra={"event": "follower", "epoch": held.epoch, "replica": self.replica_id})
+
+    def _units_waiting(self) -> bool:
+        if self._running & {"poll", "units"}:
+            return False
+        try:
+            with self.work.sessions() as session:
+                return units.claimable(session, lease.db_now(session))
+        except Exception:  # the database is away: the jobs say so when they run
+            return False
 
     def fence(self, session: Any) -> bool:
         held = self.leadership
@@ -168,10 +179,15 @@ class Service:
         try:
             if job_id == "poll":
                 self._last_poll_attempt = started
+                held = self.leadership
                 try:
-                    self.work.poll(self.started_at, self.stop.is_set)
+                    if held is not None:
+                        self.work.start_shared_poll(held.epoch, self.fence)
+                    self.work.work_units(self.replica_id, self.lease, self.started_at, self.stop.is_set)
                 finally:
                     self._last_success = self.work.last_success_started()
+            elif job_id == "units":
+                self.work.work_units(self.replica_id, self.lease, self.started_at, self.stop.is_set)
             elif job_id == "deliver":
                 self._last_deliver = started
                 self.work.deliver(self.started_at, self.stop.is_set)
