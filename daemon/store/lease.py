@@ -35,7 +35,7 @@ def db_now(session: Session) -> datetime:
     if session.get_bind().dialect.name == "postgresql":
         value = session.scalar(select(func.clock_timestamp()))
         assert value is not None
-        return _aware(value)
+        return aware(value)
     return datetime.now(UTC)
 
 
@@ -95,7 +95,7 @@ def fence(session: Session, replica_id: str, epoch: int) -> bool:
     row = session.execute(query).first()
     if row is None or row.expires_at is None:
         return False
-    return bool(row.holder == replica_id and row.epoch == epoch and _aware(row.expires_at) > db_now(session))
+    return bool(row.holder == replica_id and row.epoch == epoch and aware(row.expires_at) > db_now(session))
 
 
 def leader(session: Session) -> LeaseRow | None:
@@ -112,5 +112,5 @@ def _ensure(session: Session) -> None:
                     .on_conflict_do_nothing(index_elements=["name"]))
 
 
-def _aware(value: datetime) -> datetime:
+def aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

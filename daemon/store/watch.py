@@ -127,3 +127,8 @@ def poll_failure_counts(session: Session) -> Sequence[tuple[str, int]]:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def sending_count(session: Session) -> int:
+    """Outbox rows a replica holds for a delivery attempt right now."""
+    return session.scalar(select(func.count()).select_from(AlertRow).where(AlertRow.status == "sending")) or 0
