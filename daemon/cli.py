@@ -42,7 +42,8 @@ class Context:
     args: argparse.Namespace
 
     def engine(self) -> Engine:
-        return database.open_database(self.config.database.url)
+        return database.open_database(self.config.database.url,
+                                      idle_transaction_seconds=2 * self.config.service.lease_seconds)
 
     def sessions(self) -> sessionmaker[Session]:
         return database.session_factory(self.engine())
@@ -111,6 +112,15 @@ def cmd_status(ctx: Context) -> int:
         print(report.to_table(rows))
         print(f"As of {today(ctx.clock)}; inventory from poll {last.id} ({last.status}, "
               f"{last.started_at:%Y-%m-%d %H:%M} UTC).")
+    return EXIT_OK
+
+
+def cmd_service(ctx: Context) -> int:
+    from daemon.service import overview
+
+    with ctx.sessions()() as session:
+        view = overview.gather(session, ctx.config.service.lease_seconds)
+    print(view.as_json() if ctx.args.format == "json" else overview.render(view))
     return EXIT_OK
 
 
@@ -282,8 +292,16 @@ def cmd_run(ctx: Context) -> int:
         print("retirewatch: SLACK_BOT_TOKEN is not set (the service posts alerts and the digest to Slack)",
               file=sys.stderr)
         return EXIT_USAGE
-    work = Work(config=ctx.config, clock=clock, sessions=ctx.sessions(), slack=slack, may_send=verdict.may_send)
-    return Service(work).run_until_signalled()
+    from daemon.store.poll_lock import ServiceAlreadyRunning, service_lock
+
+    sessions = ctx.sessions()
+    work = Work(config=ctx.config, clock=clock, sessions=sessions, slack=slack, may_send=verdict.may_send)
+    try:
+        with service_lock(sessions.kw["bind"]):
+            return Service(work).run_until_signalled()
+    except ServiceAlreadyRunning as exc:
+        print(f"retirewatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def cmd_demo(ctx: Context) -> int:
@@ -328,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--dry-run", action="store_true", help="print each channel's digest; send and record nothing")
     digest.add_argument("--channel", metavar="NAME", help="only this channel's digest (the default channel: the "
                         "overview)")
+    service = add("service", cmd_service, "the `retirewatch run` replicas sharing the database: the leader and its "
+                  "epoch, each replica's heartbeat, the poll units and messages in flight")
+    service.add_argument("--format", choices=("table", "json"), default="table")
     alerts_cmd = add("alerts", cmd_alerts, "list pending, sent and failed alerts")
     alerts_cmd.add_argument("--status", choices=("pending", "sending", "sent", "failed"))
     alerts_cmd.add_argument("--format", choices=("table", "json"), default="table")

@@ -251,6 +251,9 @@ class ServiceConfig(_Section):
     # "host:port" for /healthz, /readyz and /metrics; absent: no HTTP endpoint.
     listen: str | None = None
     shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # How long the leader's lease and every claim (a poll unit, a message being sent) last: a replica that dies or
+    # freezes delays its work by about this long. Renewed every third of it.
+    lease_seconds: Annotated[float, Field(ge=3, le=3600)] = 30.0
     # Age of the last successful poll after which the service is not ready; default twice schedule.poll_every.
     stale_after: Duration | None = None
 

@@ -19,7 +19,7 @@ from daemon.digest.week import digest_key, digest_timezone, iso_week
 from daemon.notify.deliver import Deliverer, DeliveryReport
 from daemon.notify.ops import DeliveryFailureReporter
 from daemon.notify.routing import normalize_channel
-from daemon.notify.run import ops_channel
+from daemon.notify.run import delivery_lease, ops_channel
 from daemon.notify.slack import SlackClient
 from daemon.rehearsal import Rehearsal, rehearsal_verdict
 from daemon.store import alerts
@@ -109,7 +109,7 @@ def run_digest(config: Config, clock: Clock, sessions: sessionmaker[Session], sl
             queued[key] = (digest, before)
     if slack is not None and any(before != alerts.SENT for _, before in queued.values()):
         deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
-                              max_attempts=config.slack.max_attempts,
+                              max_attempts=config.slack.max_attempts, lease=delivery_lease(config),
                               on_permanent_failure=DeliveryFailureReporter(ops_channel(config), now))
         report.delivery = deliverer.run(wait_seconds=DELIVERY_WAIT_SECONDS)
     with sessions() as session:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +36,11 @@ def ops_channel(config: Config) -> str:
     return config.slack.fallback_channel or config.slack.default_channel
 
 
+def delivery_lease(config: Config) -> timedelta:
+    """How long one delivery attempt holds its message: a replica that dies mid-send delays it this long."""
+    return timedelta(seconds=config.service.lease_seconds)
+
+
 def plan_due(session: Session, config: Config, clock: Clock) -> PlanReport:
     return _plan(session, config, clock).plan
 
@@ -57,7 +63,7 @@ def deliver_outbox(config: Config, clock: Clock, sessions: sessionmaker[Session]
                    wait_seconds: float = 0.0, should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
     """Deliver what the outbox holds (the service's retry pass, and the second half of ``notify``)."""
     deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
-                          max_attempts=config.slack.max_attempts,
+                          max_attempts=config.slack.max_attempts, lease=delivery_lease(config),
                           on_permanent_failure=DeliveryFailureReporter(ops_channel(config), clock.now()))
     return deliverer.run(wait_seconds=wait_seconds, should_stop=should_stop)
 

@@ -19,13 +19,14 @@ from daemon.notify.ops import OPERATIONAL, operational_message
 from daemon.notify.run import NotifyReport, deliver_outbox, ops_channel, run_notify
 from daemon.notify.slack import SlackClient
 from daemon.poll import PollReport, run_poll
-from daemon.service import schedule
+from daemon.service import schedule, shared_poll
 from daemon.store import alerts, watch
 
 log = logging.getLogger("retirewatch.service")
 DIGEST_SLOT = "schedule:digest"
 STALE, RECOVERED = "ops|stale|", "ops|recovered|"
 StopFlag = Callable[[], bool]
+Fence = Callable[[Session], bool]  # in a transaction: does this replica still lead?
 
 
 def never() -> bool:
@@ -60,12 +61,44 @@ class Work:
         if should_stop():
             return report, None
         self.watch(watching_since)
+        return report, self.notify(should_stop)
+
+    # -- the shared poll (several replicas) --------------------------------------------------------------------
+
+    def start_shared_poll(self, epoch: int, fence: Fence) -> int | None:
+        """The leader's part of a poll: its units, one per subscription (None: one still runs, or not leader)."""
+        poll_id = shared_poll.start(self.config, self.clock, self.sessions, self.credential, epoch, fence)
+        if poll_id is not None:
+            log.info("poll %s started (leader epoch %s)", poll_id, epoch,
+                     extra={"event": "poll_started", "poll_id": poll_id, "epoch": epoch})
+        return poll_id
+
+    def work_units(self, replica_id: str, lease: timedelta, watching_since: datetime,
+                   should_stop: StopFlag = never) -> shared_poll.UnitsReport:
+        """Take and record poll units until none is left; for each poll this replica completed, notify."""
+        report = shared_poll.work(self.config, self.clock, self.sessions, self.credential, replica_id, lease,
+                                  should_stop)
+        if report.recorded or report.lost:
+            log.info("recorded %s subscription(s)%s", report.recorded,
+                     f"; {report.lost} taken over by another replica" if report.lost else "",
+                     extra={"event": "units", "recorded": report.recorded, "lost": report.lost})
+        for poll in report.finished:
+            log.info("poll %s: %s subscriptions, %s accounts, %s deployments, %s changes, %s failures (%s)",
+                     poll.id, poll.subscriptions, poll.accounts, poll.deployments, poll.events, poll.failures,
+                     poll.status, extra={"event": "poll", "poll_id": poll.id, "failures": poll.failures})
+            if should_stop():
+                break
+            self.watch(watching_since)
+            self.notify(should_stop)
+        return report
+
+    def notify(self, should_stop: StopFlag = never) -> NotifyReport:
         notified = run_notify(self.config, self.clock, self.sessions, self.slack if self.may_send else None,
                               dry_run=not self.may_send, wait_seconds=0, should_stop=should_stop)
         log.info("notify: %s deployments in an alerting stage, queued %s%s", notified.plan.at_risk,
                  dict(notified.plan.queued) or "nothing new", _delivered(notified.delivery),
                  extra={"event": "notify", "queued": sum(notified.plan.queued.values())})
-        return report, notified
+        return notified
 
     # -- the outbox's retry pass ---------------------------------------------------------------------------------
 
@@ -116,36 +149,35 @@ class Work:
 
     # -- the weekly digest ---------------------------------------------------------------------------------------
 
-    def digest(self, due: schedule.DigestDue, should_stop: StopFlag = never) -> bool:
-        """Claim the slot (compare-and-set), then run the digest; False when another run already claimed it. A
-        digest that fails gives the slot back, so it is tried again."""
+    def digest(self, due: schedule.DigestDue, should_stop: StopFlag = never,
+               fence: Fence | None = None) -> bool:
+        """Run the digest for the slot, then claim the slot (compare-and-set, fenced by the leader's epoch when
+        ``fence`` is given); False when the slot was already claimed. The digest's messages are keyed by week and
+        channel in the outbox, so running it again after a replica died mid-run queues nothing twice; claiming
+        only afterwards means a death before the messages were queued loses nothing."""
         tz = schedule.zone(self.config.schedule.timezone)
         week = schedule.iso_week(due.slot, tz)
-        previous = None
+        if self.may_send:
+            claimed = self.claimed_digest_slot()
+            if claimed is not None and claimed >= due.slot:
+                log.info("digest for %s (slot %s) already claimed: nothing to do", week, due.slot.isoformat(),
+                         extra={"event": "digest_skipped", "week": week})
+                return False
+        if should_stop():
+            return False
+        result = digest.run_digest(self.config, self.clock, self.sessions, self.slack if self.may_send else None,
+                                   dry_run=not self.may_send)
         if self.may_send:
             with self.sessions.begin() as session:
-                previous = watch.claimed_slot(session, DIGEST_SLOT)
-                if not watch.claim_slot(session, DIGEST_SLOT, due.slot):
-                    log.info("digest for %s (slot %s) already claimed: nothing to do", week, due.slot.isoformat(),
-                             extra={"event": "digest_skipped", "week": week})
+                if fence is not None and not fence(session):
+                    log.warning("digest for %s ran, but this replica lost its leadership meanwhile: the new leader "
+                                "claims the slot (the outbox keys keep the messages single)", week,
+                                extra={"event": "fenced", "job": "digest"})
                     return False
-        if should_stop():
-            self._release(due.slot, previous)
-            return False
-        try:
-            result = digest.run_digest(self.config, self.clock, self.sessions, self.slack if self.may_send else None,
-                                       dry_run=not self.may_send)
-        except Exception:
-            self._release(due.slot, previous)
-            raise
+                watch.claim_slot(session, DIGEST_SLOT, due.slot)
         log.info("digest for %s (slot %s): run_digest returned %s", week, due.slot.isoformat(), result,
                  extra={"event": "digest", "week": week, "slot": due.slot.isoformat(), "dry_run": not self.may_send})
         return True
-
-    def _release(self, slot: datetime, previous: datetime | None) -> None:
-        if self.may_send:
-            with self.sessions.begin() as session:
-                watch.release_slot(session, DIGEST_SLOT, slot, previous)
 
     def claimed_digest_slot(self) -> datetime | None:
         with self.sessions() as session:

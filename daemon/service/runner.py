@@ -6,6 +6,10 @@ with its own id (``poll``, ``deliver``, ``digest``): ``coalesce``, ``max_instanc
 ``misfire_grace_time``. What must survive a restart is in our own tables (the polls, the outbox's keys, the digest
 slot claimed with a compare-and-set), never in an APScheduler job store.
 
+Several replicas may share one PostgreSQL database: each renews the leader lease (:mod:`daemon.store.lease`)
+every third of ``[service] lease_seconds``; only the leader decides *when* (the poll, the digest), and its
+scheduling writes carry its epoch. Every replica delivers from the outbox.
+
 SIGTERM and SIGINT: no new work; the running jobs stop at their next unit boundary (a subscription, a message);
 the process exits 0 within ``shutdown_grace_seconds``.
 """
@@ -14,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,8 +40,9 @@ from daemon.service import schedule
 from daemon.service.http import HealthServer, health_app
 from daemon.service.jobs import Work
 from daemon.service.metrics import build_registry
-from daemon.store import watch
+from daemon.store import lease, units, watch
 from daemon.store.database import DatabaseError
+from daemon.store.database import first_line as database_first_line
 
 log = logging.getLogger("retirewatch.service")
 TICK_SECONDS = 1
@@ -61,6 +68,10 @@ class Service:
         self._digest_claimed: datetime | None = None
         self._digest_retry_at: datetime | None = None
         self.http: HealthServer | None = None
+        self.replica_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.lease = timedelta(seconds=work.config.service.lease_seconds)
+        self.leadership: lease.Leadership | None = None
+        self._next_lease_check = 0.0  # time.monotonic() of the next renewal
         self.scheduler = BackgroundScheduler(
             timezone=UTC, jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(max_workers=4)},
@@ -70,16 +81,19 @@ class Service:
 
     # -- deciding --------------------------------------------------------------------------------------------------
 
-    def due(self, now: datetime) -> list[tuple[str, Any]]:
+    def due(self, now: datetime, *, units_waiting: bool = False) -> list[tuple[str, Any]]:
         """What to start at ``now``: pure decisions over what this process knows."""
         wanted: list[tuple[str, Any]] = []
-        if schedule.poll_due(now, self._last_success, self._last_poll_attempt, self.poll_every):
+        leads = self.leadership is not None  # only the leader decides when to poll and to send the digest
+        if leads and schedule.poll_due(now, self._last_success, self._last_poll_attempt, self.poll_every):
             wanted.append(("poll", None))
+        elif units_waiting and "poll" not in self._running:
+            wanted.append(("units", None))  # a poll another replica started: take a share of it
         # The poll's notify pass delivers too: one deliverer at a time keeps the per-channel pacing.
-        if "poll" not in self._running and not any(job == "poll" for job, _ in wanted) and \
-                schedule.interval_due(now, self._last_deliver, self.deliver_every):
+        busy = {"poll", "units"} & (self._running | {job for job, _ in wanted})
+        if not busy and schedule.interval_due(now, self._last_deliver, self.deliver_every):
             wanted.append(("deliver", None))
-        if self._digest_retry_at is None or now >= self._digest_retry_at:
+        if leads and (self._digest_retry_at is None or now >= self._digest_retry_at):
             digest = schedule.digest_due(now, self._digest_claimed, self.trigger, self.tz)
             if digest is not None:
                 wanted.append(("digest", digest))
@@ -88,9 +102,46 @@ class Service:
     def tick(self) -> None:
         if self.stop.is_set():
             return
+        self.keep_lease()
         now = self.work.clock.now()
-        for job_id, argument in self.due(now):
+        for job_id, argument in self.due(now, units_waiting=self._units_waiting()):
             self._dispatch(job_id, argument, now)
+
+    def keep_lease(self, *, force: bool = False) -> None:
+        """Every third of the lease: say this replica is alive, renew the leadership or take a free lease."""
+        if not force and time.monotonic() < self._next_lease_check:
+            return
+        self._next_lease_check = time.monotonic() + self.lease.total_seconds() / 3
+        held = self.leadership
+        try:
+            with self.work.sessions.begin() as session:
+                lease.heartbeat(session, self.replica_id)
+                self.leadership = lease.hold(session, self.replica_id, held.epoch if held else None, self.lease)
+        except Exception as exc:  # the database is away: a leader that cannot renew must not go on deciding
+            self.leadership = None
+            log.warning("cannot renew the leader lease: %s", database_first_line(exc),
+                        extra={"event": "lease_error"})
+        if self.leadership is not None and (held is None or held.epoch != self.leadership.epoch):
+            log.info("this replica (%s) leads, epoch %s", self.replica_id, self.leadership.epoch,
+                     extra={"event": "leader", "epoch": self.leadership.epoch, "replica": self.replica_id})
+            self._last_success = self.work.last_success_started()  # what the previous leader did
+            self._digest_claimed = self.work.claimed_digest_slot()
+        elif self.leadership is None and held is not None:
+            log.warning("this replica (%s) no longer leads (epoch %s ended)", self.replica_id, held.epoch,
+                        extra={"event": "follower", "epoch": held.epoch, "replica": self.replica_id})
+
+    def _units_waiting(self) -> bool:
+        if self._running & {"poll", "units"}:
+            return False
+        try:
+            with self.work.sessions() as session:
+                return units.claimable(session, lease.db_now(session))
+        except Exception:  # the database is away: the jobs say so when they run
+            return False
+
+    def fence(self, session: Any) -> bool:
+        held = self.leadership
+        return held is not None and lease.fence(session, self.replica_id, held.epoch)
 
     def _dispatch(self, job_id: str, argument: Any, now: datetime) -> None:
         with self._lock:
@@ -128,16 +179,21 @@ class Service:
         try:
             if job_id == "poll":
                 self._last_poll_attempt = started
+                held = self.leadership
                 try:
-                    self.work.poll(self.started_at, self.stop.is_set)
+                    if held is not None:
+                        self.work.start_shared_poll(held.epoch, self.fence)
+                    self.work.work_units(self.replica_id, self.lease, self.started_at, self.stop.is_set)
                 finally:
                     self._last_success = self.work.last_success_started()
+            elif job_id == "units":
+                self.work.work_units(self.replica_id, self.lease, self.started_at, self.stop.is_set)
             elif job_id == "deliver":
                 self._last_deliver = started
                 self.work.deliver(self.started_at, self.stop.is_set)
             elif job_id == "digest":
                 try:
-                    self.work.digest(argument, self.stop.is_set)
+                    self.work.digest(argument, self.stop.is_set, fence=self.fence)
                 except Exception:
                     self._digest_retry_at = started + DIGEST_RETRY
                     raise
@@ -174,6 +230,8 @@ class Service:
         try:
             self._last_success = self.work.last_success_started()
             self._digest_claimed = self.work.claimed_digest_slot()
+            with self.work.sessions.begin() as session:
+                lease.register(session, self.replica_id, socket.gethostname(), os.getpid())
         except SQLAlchemyError as exc:
             raise DatabaseError(f"cannot read the service's state: {str(exc).splitlines()[0]}") from None
 
@@ -195,6 +253,7 @@ class Service:
             self.http.start()
             log.info("listening on http://%s:%s (/healthz, /readyz, /metrics)", address[0], self.http.port,
                      extra={"event": "listening", "port": self.http.port})
+        self.keep_lease(force=True)
         self.scheduler.add_job(self.tick, IntervalTrigger(seconds=TICK_SECONDS, timezone=UTC), id="tick",
                                name="tick", coalesce=True, max_instances=1, misfire_grace_time=TICK_SECONDS * 5)
         self.scheduler.start()
@@ -232,6 +291,7 @@ class Service:
             time.sleep(0.05)
         if self.http is not None:
             self.http.stop()
+        self._leave()
         with self._lock:
             left = sorted(self._running)
         if left:
@@ -241,6 +301,17 @@ class Service:
             os._exit(0)  # worker threads would otherwise be joined at exit, past the grace period
         log.info("stopped", extra={"event": "stopped"})
         return 0
+
+    def _leave(self) -> None:
+        """Give the lease up (another replica takes over at once, not at expiry) and say this replica stopped."""
+        held, self.leadership = self.leadership, None
+        try:
+            with self.work.sessions.begin() as session:
+                if held is not None:
+                    lease.release(session, self.replica_id, held.epoch)
+                lease.mark_stopped(session, self.replica_id)
+        except Exception as exc:
+            log.warning("could not give the leader lease up: %s (it expires by itself)", database_first_line(exc))
 
     def run_until_signalled(self) -> int:
         """Start, wait for SIGTERM or SIGINT (a second one exits at once), shut down; the exit code."""

@@ -81,7 +81,9 @@ def is_database_failure(exc: BaseException) -> bool:
     return isinstance(exc, SQLAlchemyError)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, idle_transaction_seconds: float = 60.0) -> Engine:
+    """``idle_transaction_seconds`` (PostgreSQL): the server ends a session left idle inside a transaction this
+    long, so a process that froze mid-transaction (SIGSTOP, a partition) cannot hold row locks past its leases."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -101,7 +103,10 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        timeout_ms = max(1000, int(idle_transaction_seconds * 1000))
+        return create_engine(parsed, pool_pre_ping=True, connect_args={
+            "options": f"-c idle_in_transaction_session_timeout={timeout_ms}",
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3})
     except (ImportError, SQLAlchemyError) as exc:
         raise DatabaseError(f"cannot use {parsed!r}: {first_line(exc)}; use postgresql+psycopg://") from None
 
@@ -179,9 +184,9 @@ def revisions_undone(engine: Engine, current: str | None, target: str) -> list[s
     return undone
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, *, idle_transaction_seconds: float = 60.0) -> Engine:
     """An engine whose schema matches the code, or a :class:`DatabaseError` that says what to do."""
-    engine = make_engine(url)
+    engine = make_engine(url, idle_transaction_seconds=idle_transaction_seconds)
     try:
         current = current_revision(engine)
     except Exception as exc:  # the driver's own errors: unreachable host, bad credentials, ...

@@ -77,6 +77,10 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+class Fenced(Exception):
+    """The write's guard refused it: this process no longer holds the work it was writing."""
+
+
 @dataclass
 class WriteResult:
     accounts: int = 0
@@ -111,7 +115,9 @@ class InventoryStore:
         (compare-and-set on its status), and ``on_died`` is told in the same transaction."""
         self._catalog_written.clear()
         with self._sessions.begin() as session:
-            died = list(session.scalars(select(PollRow).where(PollRow.status == RUNNING).order_by(PollRow.id)))
+            # A shared poll (the service's, with a leader epoch) never dies with one process: its units go on.
+            died = list(session.scalars(select(PollRow).where(PollRow.status == RUNNING,
+                                                              PollRow.leader_epoch.is_(None)).order_by(PollRow.id)))
             marked = []
             for row in died:
                 result = session.execute(update(PollRow).where(PollRow.id == row.id, PollRow.status == RUNNING)
@@ -152,25 +158,33 @@ class InventoryStore:
 
     def mark_subscriptions_gone(self, poll_id: int, now: datetime, seen: Iterable[str]) -> int:
         """After a complete subscription listing: subscriptions no longer listed are gone, with what they held."""
-        seen_ids = set(seen)
         with self._sessions.begin() as session:
-            events = _EventLog(session, poll_id, now)
-            gone = session.scalars(select(SubscriptionRow).where(SubscriptionRow.removed_at.is_(None))).all()
-            for row in gone:
-                if row.subscription_id in seen_ids:
-                    continue
-                row.removed_at = now
-                events.add("subscription", row.subscription_id, "subscription_removed")
-                accounts = session.scalars(select(AccountRow).where(
-                    AccountRow.subscription_id == row.subscription_id, AccountRow.removed_at.is_(None))).all()
-                for account in accounts:
-                    _remove_account(session, account, now, events)
-            return events.count
+            return self.mark_subscriptions_gone_in(session, poll_id, now, seen)
+
+    @staticmethod
+    def mark_subscriptions_gone_in(session: Session, poll_id: int, now: datetime, seen: Iterable[str]) -> int:
+        """:meth:`mark_subscriptions_gone` inside the caller's transaction; the number of events written."""
+        seen_ids = set(seen)
+        events = _EventLog(session, poll_id, now)
+        gone = session.scalars(select(SubscriptionRow).where(SubscriptionRow.removed_at.is_(None))).all()
+        for row in gone:
+            if row.subscription_id in seen_ids:
+                continue
+            row.removed_at = now
+            events.add("subscription", row.subscription_id, "subscription_removed")
+            accounts = session.scalars(select(AccountRow).where(
+                AccountRow.subscription_id == row.subscription_id, AccountRow.removed_at.is_(None))).all()
+            for account in accounts:
+                _remove_account(session, account, now, events)
+        return events.count
 
     # -- one subscription ----------------------------------------------------------------------------------------
 
     def record(self, poll_id: int, now: datetime, inventory: SubscriptionInventory,
-               observations: Sequence[DeploymentObservation]) -> WriteResult:
+               observations: Sequence[DeploymentObservation], *,
+               guard: Callable[[Session, WriteResult], bool] | None = None) -> WriteResult:
+        """Write one subscription in one transaction. ``guard`` runs last in that transaction, with what was
+        written: False rolls it all back and raises :class:`Fenced` (a replica whose claim was taken over)."""
         result = WriteResult()
         with self._sessions.begin() as session:
             events = _EventLog(session, poll_id, now)
@@ -181,6 +195,9 @@ class InventoryStore:
             result.deployments = _sync_deployments(session, inventory, observations, now, events)
             result.catalog_models = self._sync_catalog(session, inventory, now, events)
             result.events = events.count
+            if guard is not None and not guard(session, result):
+                self._catalog_written.clear()  # nothing of this transaction stays
+                raise Fenced(f"subscription {inventory.subscription.subscription_id}: the claim on it was lost")
         return result
 
     def _sync_catalog(self, session: Session, inventory: SubscriptionInventory, now: datetime,

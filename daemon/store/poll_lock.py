@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,3 +90,38 @@ def _until(take: Callable[[], bool], wait_seconds: float, sleep: Callable[[float
             told = True
         sleep(POLL_INTERVAL)
     return True
+
+
+class ServiceAlreadyRunning(Exception):
+    """A second ``retirewatch run`` on one SQLite file: SQLite has no leases that work across processes here."""
+
+
+@contextmanager
+def service_lock(engine: Engine) -> Iterator[None]:
+    """One ``retirewatch run`` per SQLite file (PostgreSQL: any number, coordinated by the leader lease). The lock
+    is an ``flock`` the operating system drops when the process ends, however it ends; the file names the holder."""
+    if engine.dialect.name == "postgresql":
+        yield
+        return
+    path = _sqlite_file(engine)
+    if path is None:
+        yield
+        return
+    lock_path = path.with_name(path.name + ".service-lock")
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ServiceAlreadyRunning(
+                f"another `retirewatch run` ({holder}) already uses the SQLite database {path}: one service per "
+                f"SQLite file; to run several replicas, point [database] url at PostgreSQL") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -150,6 +150,8 @@ class PollRow(Base):
     events: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     requests: Mapped[int] = mapped_column(Integer, default=0)
+    # The leader epoch that started it (None: a one-shot `retirewatch poll`); see LeaseRow.
+    leader_epoch: Mapped[int | None] = mapped_column(Integer)
 
 
 class PollFailureRow(Base):
@@ -262,3 +264,51 @@ class CursorRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class ReplicaRow(Base):
+    """A ``retirewatch run`` process: it says it is alive (``heartbeat_at``) every few seconds."""
+
+    __tablename__ = "service_replicas"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(Name)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LeaseRow(Base):
+    """A named lease (``leader``): who holds it, until when, and its epoch, the fencing token. Every taking of the
+    lease adds one to the epoch; the holder's scheduling writes carry its epoch and are refused once it changed."""
+
+    __tablename__ = "service_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    acquired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class PollUnitRow(Base):
+    """One subscription of one poll: the unit of work every replica takes (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL). A claim lasts until ``claimed_until``; ``claim_token`` grows with every claim, and only the holder
+    of the current token may record the unit, so a replica that froze past its claim cannot record over the one
+    that took the unit after it."""
+
+    __tablename__ = "poll_units"
+    __table_args__ = (UniqueConstraint("poll_id", "subscription_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"), index=True)
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(Name)
+    state: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # pending | claimed | done
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claim_token: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -102,17 +102,6 @@ def claim_slot(session: Session, name: str, slot: datetime) -> bool:
     return True
 
 
-def release_slot(session: Session, name: str, slot: datetime, previous: datetime | None) -> None:
-    """Undo :func:`claim_slot` after the job failed, so the slot is tried again; only if nobody moved it since."""
-    value = slot_value(slot)
-    if previous is None:
-        session.query(CursorRow).filter(CursorRow.name == name, CursorRow.value == value).delete(
-            synchronize_session=False)
-        return
-    session.execute(update(CursorRow).where(CursorRow.name == name, CursorRow.value == value)
-                    .values(value=slot_value(previous)).execution_options(synchronize_session=False))
-
-
 # -- counts for /metrics ---------------------------------------------------------------------------------------
 
 
@@ -138,3 +127,8 @@ def poll_failure_counts(session: Session) -> Sequence[tuple[str, int]]:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def sending_count(session: Session) -> int:
+    """Outbox rows a replica holds for a delivery attempt right now."""
+    return session.scalar(select(func.count()).select_from(AlertRow).where(AlertRow.status == "sending")) or 0

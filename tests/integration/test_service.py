@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 from azure.identity import ManagedIdentityCredential
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from daemon.notify.slack import SlackClient
 from daemon.service import schedule
 from daemon.service.jobs import DIGEST_SLOT, Work
 from daemon.service.runner import Service
-from daemon.store import watch
-from daemon.store.schema import AlertRow, PollRow
+from daemon.store import lease, watch
+from daemon.store.schema import AlertRow, LeaseRow, PollRow, PollUnitRow
 from tests.integration.world import (
     SUB,
     World,
@@ -219,7 +219,7 @@ def test_the_service_polls_notifies_runs_the_digest_answers_http_and_stops_on_si
             assert watch.claimed_slot(session, DIGEST_SLOT) == SLOT
 
 
-def test_sigterm_mid_poll_stops_between_subscriptions_and_exits_0_within_the_grace(tmp_path: Path) -> None:
+def test_sigterm_mid_poll_gives_its_units_back_and_exits_0_within_the_grace(tmp_path: Path) -> None:
     two = scenario()
     two["subscriptions"].append({**two["subscriptions"][0], "subscriptionId": "22222222-2222-3333-4444-555555555555",
                                  "displayName": "dev"})
@@ -235,12 +235,32 @@ def test_sigterm_mid_poll_stops_between_subscriptions_and_exits_0_within_the_gra
         assert code == 0, "".join(service.lines)
         assert took < GRACE, f"took {took:.1f}s"
         assert service.named("stopping") and service.named("stopped")
-        poll = service.named("poll")
-        assert len(poll) == 1 and "stopped: shutting down" in poll[0]["message"], "".join(service.lines)
-        assert not service.named("notify"), "no new work after the signal"
+        assert not service.named("poll") and not service.named("notify"), "no new work after the signal"
         with world.sessions() as session:
-            assert session.scalar(select(PollRow.status)) == "stopped"
+            assert session.scalar(select(PollRow.status)) == "running", "the next replica to start goes on"
+            left = session.scalars(select(PollUnitRow)).all()
+            assert len(left) == 2 and {u.status for u in left} == {"pending"}, "its claims were given back"
         assert world.slack.messages() == []
+
+
+def test_a_second_service_on_one_sqlite_file_refuses_to_start_with_exit_2(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'retirewatch.sqlite'}"
+    with make_world(scenario(), url, MONDAY) as world:
+        config = config_file(world, tmp_path)
+        first = Running(world, config, SLOT - timedelta(hours=1))
+        try:
+            first.wait_for("start")
+            env = {**os.environ, "SLACK_BOT_TOKEN": world.slack.token}
+            second = subprocess.run([sys.executable, "-m", "daemon.cli", "run", "--config", str(config), "--now",
+                                     (SLOT - timedelta(hours=1)).isoformat()],
+                                    env=env, capture_output=True, text=True, timeout=60)
+        finally:
+            code, _took = first.stop()
+        assert second.returncode == 2, second.stderr
+        assert "one service per SQLite file" in second.stderr and "PostgreSQL" in second.stderr
+        assert f"pid {first.process.pid}" in second.stderr, "it names the holder"
+        assert "Traceback" not in second.stderr
+        assert code == 0
 
 
 def test_bad_schedule_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
@@ -365,6 +385,7 @@ def test_what_is_due_follows_the_injected_clock(world: World) -> None:
     service = Service(work(world))
     world.clock.set(SLOT - timedelta(seconds=15))
     service.start_state()
+    service.keep_lease(force=True)
     assert [job for job, _ in service.due(world.clock.now())] == ["poll"], "first start: poll at once"
     service.work.poll(service.started_at)
     service.start_state()
@@ -374,3 +395,50 @@ def test_what_is_due_follows_the_injected_clock(world: World) -> None:
     assert due["digest"] == schedule.DigestDue(SLOT, 0)
     world.clock.set(SLOT + timedelta(hours=6))
     assert "poll" in dict(service.due(world.clock.now()))
+
+
+def _expire_lease(world: World) -> None:
+    """What a frozen leader looks like to the others: its lease ran out by the database's clock."""
+    with world.sessions.begin() as session:
+        session.execute(update(LeaseRow).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
+
+
+def test_one_leader_decides_when_and_a_frozen_one_is_fenced_out(world: World) -> None:
+    first, second = Service(work(world)), Service(work(world))
+    world.clock.set(SLOT - timedelta(seconds=15))
+    for service in (first, second):
+        service.start_state()
+        service.keep_lease(force=True)
+    assert first.leadership is not None and first.leadership.epoch == 1
+    assert second.leadership is None
+    assert [job for job, _ in second.due(world.clock.now())] == ["deliver"], "a follower only delivers"
+    assert [job for job, _ in first.due(world.clock.now())] == ["poll"]
+
+    _expire_lease(world)  # the leader froze past its lease
+    second.keep_lease(force=True)
+    assert second.leadership is not None and second.leadership.epoch == 2
+    with world.sessions.begin() as session:
+        assert first.fence(session) is False, "the old epoch no longer writes"
+        assert second.fence(session) is True
+    world.clock.set(SLOT)
+    assert first.work.digest(schedule.DigestDue(SLOT, 0), fence=first.fence) is False
+    assert first.work.claimed_digest_slot() is None, "a fenced-out leader claims nothing"
+    assert second.work.digest(schedule.DigestDue(SLOT, 0), fence=second.fence) is True
+    assert digests_by_channel(world), "the digest reached Slack"
+    sent = sum(digests_by_channel(world).values())
+
+    first.keep_lease(force=True)  # it wakes up: the renewal fails and it steps down
+    assert first.leadership is None
+    assert "digest" not in dict(first.due(world.clock.now()))
+    assert first.work.digest(schedule.DigestDue(SLOT, 0)) is False
+    assert sum(digests_by_channel(world).values()) == sent, "nothing was sent twice"
+
+    second._leave()  # a clean shutdown gives the lease up at once
+    first.keep_lease(force=True)
+    assert first.leadership is not None and first.leadership.epoch == 3
+    with world.sessions() as session:
+        rows = {row.id: row for row in lease.replicas(session)}
+        assert set(rows) == {first.replica_id, second.replica_id}
+        assert rows[second.replica_id].stopped_at is not None and rows[first.replica_id].stopped_at is None
+        current = lease.leader(session)
+        assert current is not None and (current.holder, current.epoch) == (first.replica_id, 3)
