@@ -1,6 +1,8 @@
 """``retirewatch ack``: silence a deployment's current deadline (until a date, or until it changes), and say so in
 its thread. Acks are never deleted; a later ack for the same deadline supersedes an earlier one, and an ack
-identical to the one in force changes nothing (no second row, no second message)."""
+identical to the one in force changes nothing (no second row, no second message) unless a stage alert was told
+since it (an unsilenceable stage broke through: the same ack again is the team answering it). The Acknowledge and
+Snooze buttons in Slack record the same ack (:func:`acknowledge_deadline`), with the Slack user as who."""
 
 from __future__ import annotations
 
