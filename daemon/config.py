@@ -25,6 +25,9 @@ from daemon.lifecycle.escalation import EscalationPolicy, Stage, Thresholds
 
 ENV_CONFIG = "RETIREWATCH_CONFIG"
 ENV_DATABASE_URL = "RETIREWATCH_DATABASE_URL"
+# The Slack app's signing secret (Basic Information > App Credentials): verifies the requests Slack sends to
+# POST /slack/interactions when someone presses Acknowledge or Snooze. Unset: that endpoint answers 503.
+ENV_SIGNING_SECRET = "SLACK_SIGNING_SECRET"
 PUBLIC_CLOUD_ARM = "https://management.azure.com"
 STAGES = ("notice", "warning", "urgent", "critical", "overdue")
 CONSEQUENCES = ("outage", "forced-upgrade", "auto-upgrade")
@@ -433,6 +436,12 @@ def _threshold_problems(escalation: EscalationConfig) -> list[str]:
                                 f"({late_days} days){merged_note}: thresholds must decrease notice > warning > "
                                 "urgent > critical, or a stage is never told")
     return problems
+
+
+def signing_secret(env: Mapping[str, str] | None = None) -> str | None:
+    """``SLACK_SIGNING_SECRET`` (surrounding blanks dropped), or None when it is unset or blank."""
+    value = (os.environ if env is None else env).get(ENV_SIGNING_SECRET, "").strip()
+    return value or None
 
 
 def _apply_environment(config: Config, env: Mapping[str, str]) -> Config:

@@ -17,19 +17,29 @@ limits that Slack enforces (50 blocks, section text 3,000, fields 10 x 2,000, he
 
 Faults are injected at run time and are thread-safe (see :class:`SlackEmulator`): rate limits, 5xx, sticky channel
 errors, a revoked token, slow answers, and a message that is stored but whose answer never arrives.
+
+Interactivity, the other way round: :meth:`SlackEmulator.press` builds the ``block_actions`` request Slack sends to an
+app's Request URL when someone presses a button of a stored message (the form body and the ``X-Slack-Signature`` /
+``X-Slack-Request-Timestamp`` headers, signed with :attr:`SlackEmulator.signing_secret` at the emulator's clock), and
+:func:`send_interaction` POSTs one. Buttons are checked like Slack checks them (text 75, value 2,000, url 3,000,
+``action_id`` 255 characters, unique in the message).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import itertools
 import json
 import math
 import re
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -52,6 +62,7 @@ SECTION_FIELD_LIMIT = 2_000
 HEADER_TEXT_LIMIT = 150
 CONTEXT_ELEMENTS_MAX = 10
 ACTIONS_ELEMENTS_MAX = 25
+BUTTON_TEXT_LIMIT, BUTTON_VALUE_LIMIT, BUTTON_URL_LIMIT, ACTION_ID_LIMIT = 75, 2_000, 3_000, 255
 
 HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX = 100, 999
 REPLIES_LIMIT_DEFAULT, REPLIES_LIMIT_MAX = 1000, 1000
@@ -179,8 +190,10 @@ class SlackEmulator:
 
     def __init__(self, channels: dict[str, str] | None = None, *, token: str = "xoxb-emulator",
                  auto_create: bool = True, ca: LocalCA | None = None,
-                 clock: Callable[[], float] = time.time, page_cap: int | None = None) -> None:
+                 clock: Callable[[], float] = time.time, page_cap: int | None = None,
+                 signing_secret: str = "emulator-signing-secret") -> None:
         self.token = token
+        self.signing_secret = signing_secret
         self.auto_create = auto_create
         self._clock = clock
         self._page_cap = page_cap
@@ -352,6 +365,47 @@ class SlackEmulator:
                 return []
             return [c for c in self._calls
                     if (method is None or c.method == method) and (channel is None or c.channel == wanted)]
+
+    # -- interactivity: what Slack sends the app when a button is pressed ------------------------------------------
+
+    def block_actions(self, message: Message, action_id: str, *, user_id: str = "U0PRESSER",
+                      user_name: str = "jane.doe") -> dict[str, Any]:
+        """The ``block_actions`` payload for pressing the button ``action_id`` of ``message`` (as stored now)."""
+        with self._lock:
+            stored = self._find(message.channel, message.ts)
+            if stored is None:
+                raise KeyError(f"no message {message.ts} in {message.channel}")
+            body = self._slack(stored, with_metadata=False)
+            name = next((n for n, cid in self._channels.items() if cid == stored.channel), stored.channel)
+        found = [(block, element) for block in stored.blocks if block.get("type") == "actions"
+                 for element in block.get("elements") or [] if element.get("action_id") == action_id]
+        if not found:
+            raise KeyError(f"message {message.ts} has no button {action_id!r}")
+        block, button = found[0]
+        action = {"action_id": action_id, "block_id": block.get("block_id", ""), "text": button.get("text"),
+                  "type": button.get("type", "button"), "action_ts": f"{self._clock():.6f}"}
+        for key in ("value", "style", "url"):
+            if key in button:
+                action[key] = button[key]
+        container: dict[str, Any] = {"type": "message", "message_ts": stored.ts, "channel_id": stored.channel,
+                                     "is_ephemeral": False}
+        if stored.thread_ts:
+            container["thread_ts"] = stored.thread_ts
+        return {"type": "block_actions", "user": {"id": user_id, "username": user_name, "name": user_name,
+                                                  "team_id": TEAM_ID},
+                "api_app_id": APP_ID, "token": "legacy-verification-token", "container": container,
+                "trigger_id": f"{next(self._ids)}.{TEAM_ID}.emulated", "team": {"id": TEAM_ID, "domain": "emulator"},
+                "enterprise": None, "is_enterprise_install": False, "channel": {"id": stored.channel, "name": name},
+                "message": body, "state": {"values": {}},
+                "response_url": f"https://hooks.slack.test/actions/{TEAM_ID}/{stored.ts}", "actions": [action]}
+
+    def press(self, message: Message, action_id: str, *, user_id: str = "U0PRESSER", user_name: str = "jane.doe",
+              timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        """The request Slack sends for a press: the form body and its signed headers (at the emulator's clock, or at
+        ``timestamp``)."""
+        body = interaction_body(self.block_actions(message, action_id, user_id=user_id, user_name=user_name))
+        when = int(self._clock()) if timestamp is None else timestamp
+        return body, sign_request(body, self.signing_secret, when)
 
     # -- serving one request ---------------------------------------------------------------------------------------
 
@@ -638,9 +692,57 @@ def _block_problem(blocks: Any) -> str | None:
             return f"must be less than {HEADER_TEXT_LIMIT + 1} characters {where}/text/text]"
         elif kind == "context" and len(block.get("elements") or []) > CONTEXT_ELEMENTS_MAX:
             return f"no more than {CONTEXT_ELEMENTS_MAX} items allowed {where}/elements]"
-        elif kind == "actions" and len(block.get("elements") or []) > ACTIONS_ELEMENTS_MAX:
-            return f"no more than {ACTIONS_ELEMENTS_MAX} items allowed {where}/elements]"
+        elif kind == "actions":
+            elements = block.get("elements") or []
+            if len(elements) > ACTIONS_ELEMENTS_MAX:
+                return f"no more than {ACTIONS_ELEMENTS_MAX} items allowed {where}/elements]"
+            for j, element in enumerate(elements):
+                problem = _button_problem(element, f"{where}/elements/{j}")
+                if problem:
+                    return problem
+    ids = [e.get("action_id") for b in blocks if isinstance(b, dict) and b.get("type") == "actions"
+           for e in b.get("elements") or [] if isinstance(e, dict) and e.get("action_id")]
+    if len(ids) != len(set(ids)):
+        return "action_id values must be unique within a message [json-pointer:/blocks]"
     return None
+
+
+def _button_problem(element: Any, where: str) -> str | None:
+    if not isinstance(element, dict) or element.get("type") != "button":
+        return None
+    text = element.get("text")
+    if not isinstance(text, dict) or text.get("type") != "plain_text" or not str(text.get("text") or ""):
+        return f"must provide a plain_text text {where}/text]"
+    limits = (("text", len(str(text.get("text"))), BUTTON_TEXT_LIMIT),
+              ("value", len(str(element.get("value", ""))), BUTTON_VALUE_LIMIT),
+              ("url", len(str(element.get("url", ""))), BUTTON_URL_LIMIT),
+              ("action_id", len(str(element.get("action_id", ""))), ACTION_ID_LIMIT))
+    for name, length, limit in limits:
+        if length > limit:
+            return f"must be less than {limit + 1} characters {where}/{name}]"
+    return None
+
+
+def interaction_body(payload: dict[str, Any]) -> bytes:
+    """The form body Slack POSTs for an interaction: one field, ``payload``, the JSON object."""
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def sign_request(body: bytes, secret: str, timestamp: int) -> dict[str, str]:
+    """Slack's request signing (v0): ``X-Slack-Signature`` = ``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(timestamp),
+            "X-Slack-Signature": f"v0={digest}"}
+
+
+def send_interaction(url: str, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> tuple[int, str]:
+    """POST an interaction request as Slack does; (HTTP status, body text)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def _window(params: dict[str, Any]) -> Callable[[str], bool] | _Reply:

@@ -11,6 +11,7 @@ block text Slack accepts.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +32,11 @@ TEXT_CHARS = 40_000
 NAME_CHARS = 200
 DETAIL_CHARS = 2000
 LINK_URL_CHARS = 2000
+# The buttons on stage alerts (answered at POST /slack/interactions, daemon/notify/interactions.py).
+ACTIONS_BLOCK_ID = "retirewatch_actions"
+ACK_ACTION, SNOOZE_ACTION, PORTAL_ACTION = "retirewatch_ack", "retirewatch_snooze", "retirewatch_portal"
+SNOOZE_DAYS = 7
+BUTTON_VALUE_CHARS = 2000  # Slack's limit on a button's value
 
 
 class MessageKind(StrEnum):
@@ -299,6 +305,40 @@ def _fields(view: AlertView) -> list[dict[str, Any]]:
             for label, value in rows if value][:10]
 
 
+def button_value(deployment_id: str, deadline: date | None) -> str:
+    """What the Acknowledge and Snooze buttons carry: the deployment and the deadline the alert is about (JSON, so a
+    message about a group of deployments can carry ``{"group": ...}`` instead)."""
+    return json.dumps({"deployment": deployment_id, "deadline": deadline.isoformat() if deadline else None},
+                      separators=(",", ":"))
+
+
+def actions_block(view: AlertView, link: str | None) -> dict[str, Any] | None:
+    """Acknowledge, Snooze 7 days and a link to the deployment, on stage alerts only (the thread's first message and
+    its stage replies); None for other messages, or when the value would exceed Slack's limit."""
+    if view.kind is not MessageKind.STAGE or not view.deployment_id:
+        return None
+    value = button_value(view.deployment_id, view.strikes_on)
+    if len(value) > BUTTON_VALUE_CHARS:
+        return None
+    deadline = f"the deadline {view.strikes_on}" if view.strikes_on else "this retirement"
+    confirm = {"title": {"type": "plain_text", "text": "Acknowledge this alert?"},
+               "text": {"type": "plain_text", "text": _clip(
+                   f"No more alerts about {_name(view.deployment)} for {deadline}, until it changes "
+                   "(stages that cannot be silenced still come).", 300)},
+               "confirm": {"type": "plain_text", "text": "Acknowledge"},
+               "deny": {"type": "plain_text", "text": "Cancel"}}
+    elements: list[dict[str, Any]] = [
+        {"type": "button", "action_id": ACK_ACTION, "text": {"type": "plain_text", "text": "Acknowledge"},
+         "style": "primary", "value": value, "confirm": confirm},
+        {"type": "button", "action_id": SNOOZE_ACTION,
+         "text": {"type": "plain_text", "text": f"Snooze {SNOOZE_DAYS} days"}, "value": value},
+    ]
+    if link and len(link) <= LINK_URL_CHARS:
+        elements.append({"type": "button", "action_id": PORTAL_ACTION, "url": link,
+                         "text": {"type": "plain_text", "text": "Open in the Azure portal"}})
+    return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": elements}
+
+
 def metadata(view: AlertView, *, parent: bool) -> dict[str, Any]:
     """Slack message metadata: strings, numbers and bools only, so workflows and recovery can read it.
 
@@ -345,6 +385,9 @@ def _render(view: AlertView, portal_url: str, *, parent: bool) -> RenderedMessag
     if link and len(link) <= LINK_URL_CHARS:
         anchor = f"<{link}|Open the deployment in the Azure portal>"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": anchor}})
+    actions = actions_block(view, link)
+    if actions is not None:
+        blocks.append(actions)
     label = "thread summary" if parent else _CONTEXT_LABEL.get(view.kind, view.kind.value.replace("_", " "))
     stage = f" · stage: {view.stage}" if view.stage else ""
     context = [f"retirewatch · {label}{stage}", f"key {_esc(_clip(view.alert_key, NAME_CHARS))}"]

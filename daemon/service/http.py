@@ -1,27 +1,58 @@
 """The HTTP endpoints, a WSGI app on the standard library's WSGI server (one thread per request):
-``/healthz`` (the process runs), ``/readyz`` (the database answers and the last good poll is fresh), ``/metrics``."""
+``/healthz`` (the process runs), ``/readyz`` (the database answers and the last good poll is fresh), ``/metrics``,
+and ``POST /slack/interactions`` (the Acknowledge and Snooze buttons: the raw body is verified against the Slack
+app's signing secret and a timestamp within 5 minutes of the service clock before anything reads it; a missing or
+wrong signature, or a stale timestamp, is 401 and changes nothing; no secret configured is 503)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from slack_sdk.signature import Clock as SlackClock
+from slack_sdk.signature import SignatureVerifier
 
+from daemon.clock import Clock
+from daemon.notify.interactions import Reply
 from daemon.service.schedule import Readiness
 
 log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
+INTERACTIONS_PATH = "/slack/interactions"
+MAX_BODY_BYTES = 1 << 20  # a block_actions payload carries the pressed message: tens of kB at most
 
 
-def health_app(readiness: Callable[[], Readiness], registry: CollectorRegistry) -> Callable[
-        [Environ, StartResponse], Iterable[bytes]]:
+@dataclass(frozen=True)
+class SlackInteractions:
+    """``POST /slack/interactions``: requests signed with ``signing_secret`` (None: answer 503) within 5 minutes of
+    ``clock`` go to ``handle`` with their raw body."""
+
+    signing_secret: str | None
+    clock: Clock
+    handle: Callable[[bytes], Reply]
+
+
+class _ServiceClock(SlackClock):
+    """slack_sdk's clock (epoch seconds) read from the service's injected clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now(self) -> float:
+        return self._clock.now().timestamp()
+
+
+def health_app(readiness: Callable[[], Readiness], registry: CollectorRegistry,
+               interactions: SlackInteractions | None = None) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
     metrics = make_wsgi_app(registry)
+    slack = _interactions_app(interactions) if interactions is not None else None
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -37,14 +68,68 @@ def health_app(readiness: Callable[[], Readiness], registry: CollectorRegistry) 
                 verdict = Readiness(False, f"readiness check failed: {type(exc).__name__}: {exc}")
             status = "200 OK" if verdict.ready else "503 Service Unavailable"
             return _text(start_response, status, f"{'ready' if verdict.ready else 'not ready'}: {verdict.reason}\n")
+        if path == INTERACTIONS_PATH and slack is not None:
+            return slack(environ, start_response)
         return _text(start_response, "404 Not Found", "not found: try /healthz, /readyz or /metrics\n")
 
     return app
 
 
-def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+def _interactions_app(config: SlackInteractions) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    verifier = SignatureVerifier(config.signing_secret, _ServiceClock(config.clock)) if config.signing_secret \
+        else None
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _text(start_response, "405 Method Not Allowed", "POST only\n", [("Allow", "POST")])
+        if verifier is None:
+            log.warning("a Slack interaction arrived but SLACK_SIGNING_SECRET is not set: answered 503, nothing "
+                        "recorded (set it to the Slack app's signing secret)", extra={"event": "interaction_refused"})
+            return _text(start_response, "503 Service Unavailable",
+                         "Slack interactivity is off: SLACK_SIGNING_SECRET is not set\n")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return _text(start_response, "411 Length Required", "Content-Length required\n")
+        if length < 0 or length > MAX_BODY_BYTES:
+            return _text(start_response, "413 Content Too Large", f"at most {MAX_BODY_BYTES} bytes\n")
+        body = environ["wsgi.input"].read(length)
+        if not _signed(verifier, body, environ):
+            log.warning("a Slack interaction from %s failed verification (missing or wrong signature, or a timestamp "
+                        "more than 5 minutes from the service clock): answered 401, nothing recorded",
+                        environ.get("REMOTE_ADDR", "?"), extra={"event": "interaction_unverified"})
+            return _text(start_response, "401 Unauthorized", "invalid or stale Slack signature\n")
+        try:
+            reply = config.handle(body)
+        except Exception as exc:  # never a traceback as an answer; Slack shows the person an error
+            log.error("a Slack interaction failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc)
+                      else "", extra={"event": "interaction_error"})
+            log.debug("a Slack interaction failed", exc_info=True)
+            return _text(start_response, "500 Internal Server Error", "the interaction failed; try again\n")
+        return _text(start_response, _STATUS.get(reply.status, f"{reply.status} Error"), reply.text)
+
+    return app
+
+
+_STATUS = {200: "200 OK", 400: "400 Bad Request", 503: "503 Service Unavailable"}
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, environ: Environ) -> bool:
+    timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+    signature = environ.get("HTTP_X_SLACK_SIGNATURE")
+    if not isinstance(timestamp, str) or not timestamp.isdigit() or not isinstance(signature, str):
+        return False
+    try:
+        return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+    except (ValueError, UnicodeDecodeError):  # a body that is not UTF-8 cannot carry Slack's signature
+        return False
+
+
+def _text(start_response: StartResponse, status: str, body: str,
+          headers: list[tuple[str, str]] | None = None) -> list[bytes]:
     data = body.encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))])
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))),
+                            *(headers or [])])
     return [data]
 
 

@@ -35,9 +35,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon.config import ConfigError
+from daemon.config import ConfigError, signing_secret
+from daemon.notify.interactions import InteractionHandler
 from daemon.service import schedule
-from daemon.service.http import HealthServer, health_app
+from daemon.service.http import INTERACTIONS_PATH, HealthServer, SlackInteractions, health_app
 from daemon.service.jobs import Work
 from daemon.service.metrics import build_registry
 from daemon.store import lease, units, watch
@@ -246,18 +247,32 @@ class Service:
         address = self.work.config.service.address
         if address is not None:
             try:
-                self.http = HealthServer(address[0], address[1], health_app(self.readiness, self.registry))
+                self.http = HealthServer(address[0], address[1], health_app(self.readiness, self.registry,
+                                                                            self._interactions()))
             except OSError as exc:
                 raise ConfigError(f"{self.work.config.source}: service.listen: cannot listen on "
                                   f"{self.work.config.service.listen}: {exc.strerror or exc}") from None
             self.http.start()
-            log.info("listening on http://%s:%s (/healthz, /readyz, /metrics)", address[0], self.http.port,
-                     extra={"event": "listening", "port": self.http.port})
+            log.info("listening on http://%s:%s (/healthz, /readyz, /metrics, %s)", address[0], self.http.port,
+                     INTERACTIONS_PATH, extra={"event": "listening", "port": self.http.port})
+            if signing_secret() is None:
+                log.warning("SLACK_SIGNING_SECRET is not set: POST %s answers 503, so the Acknowledge and Snooze "
+                            "buttons of the alerts do nothing", INTERACTIONS_PATH, extra={"event": "interactions_off"})
         self.keep_lease(force=True)
         self.scheduler.add_job(self.tick, IntervalTrigger(seconds=TICK_SECONDS, timezone=UTC), id="tick",
                                name="tick", coalesce=True, max_instances=1, misfire_grace_time=TICK_SECONDS * 5)
         self.scheduler.start()
         self.tick()  # what is due at start (a stale inventory, the outbox, a missed digest) starts at once
+
+    def _interactions(self) -> SlackInteractions:
+        work = self.work
+        handler = InteractionHandler(work.config, work.clock, work.sessions, work.slack, may_send=work.may_send,
+                                     deliver_soon=self.deliver_soon)
+        return SlackInteractions(signing_secret(), work.clock, handler)
+
+    def deliver_soon(self) -> None:
+        """Deliver the outbox at the next tick (a button's thread reply is waiting), not a minute from now."""
+        self._last_deliver = None
 
     def readiness(self) -> schedule.Readiness:
         try:

@@ -281,3 +281,19 @@ def alert_status(session: Session, key: str) -> str | None:
 def alerts_by_key(session: Session, keys: Iterable[str]) -> dict[str, AlertRow]:
     """The rows keyed by any of ``keys``, by key."""
     return {row.key: row for row in session.scalars(select(AlertRow).where(AlertRow.key.in_(list(keys))))}
+
+
+def stage_alert_since(session: Session, deployment_key: str, deadline: date | None, since: datetime) -> bool:
+    """Whether a stage alert about the deployment's ``deadline`` was queued after ``since`` (e.g. an unsilenceable
+    stage that broke through an ack)."""
+    return session.scalar(select(AlertRow.id).where(
+        AlertRow.deployment_key == deployment_key, AlertRow.deadline == deadline, AlertRow.stage.is_not(None),
+        AlertRow.created_at > since).limit(1)) is not None
+
+
+def sent_message_at(session: Session, channel_id: str, ts: str) -> dict[str, Any] | None:
+    """The message (text, blocks, metadata) as last sent to Slack at ``channel_id``/``ts``: the newest sent row
+    there, which for a thread's first message is its latest edit. None when it is not one of ours."""
+    return session.scalar(select(AlertRow.message).where(
+        AlertRow.channel_id == channel_id, AlertRow.ts == ts, AlertRow.status == SENT)
+        .order_by(AlertRow.id.desc()).limit(1))
