@@ -46,7 +46,7 @@ def report_date_conflicts(session: Session, config: Config, now: datetime,
         first, conflict = members[0]
         model = f"{first.model_name} {first.model_version or ''}".strip()
         used = min(catalog_day, curated_day)
-        lines = [conflict.words[0].upper() + conflict.words[1:],
+        lines = [conflict.words,
                  f"retirewatch uses the earlier date, {used}, for alerts and `status`",
                  f"the curated row: {conflict.curated.origin}" + (f" ({conflict.curated.note})"
                                                                   if conflict.curated.note else ""),
