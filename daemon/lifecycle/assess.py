@@ -187,7 +187,7 @@ def curated_retirement(deployment: Deployment, catalog: CatalogIndex, retirement
     """The catalog's date beside the curated rows that apply (``catalog.dates``): the earlier one, and a conflict
     when they disagree by more than ``conflict_days``."""
     if catalog.dates is None or not len(catalog.dates):
-        return Dated(retirement, None, None)
+        return Dated(retirement, None, None, retirement)
     return catalog.dates.combine(deployment, retirement, source.value if source else None)
 
 
@@ -241,9 +241,11 @@ def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
         model = CatalogModel(scope="", format=deployment.model_format or "", name=deployment.model_name or "",
                              version=deployment.model_version or "")
     retired = is_retired(lifecycle)
-    if retired and (retirement is None or retirement <= today):
-        return Assessment(consequence=Consequence.OUTAGE, strikes_on=retirement, struck=True,
-                          days_left=(retirement - today).days if retirement else None,
+    if retired and (retirement is None or retirement <= today or combined.catalog_day is None):
+        # The API's word wins over a later curated date: a model it calls retired without a date is retired now.
+        past = retirement if retirement is not None and retirement <= today else None
+        return Assessment(consequence=Consequence.OUTAGE, strikes_on=past, struck=True,
+                          days_left=(past - today).days if past else None,
                           reason="the catalog calls this model retired: calls to it fail (HTTP 410)",
                           **common)  # type: ignore[arg-type]
     consequence, strikes_on, reason = _consequence(deployment, model, retirement, today, refused,

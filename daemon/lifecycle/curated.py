@@ -96,6 +96,7 @@ class Dated:
     day: date | None
     curated: CuratedDate | None  # the curated row, when its date is the one taken
     conflict: DateConflict | None
+    catalog_day: date | None = None  # the catalog's own date
 
 
 class CuratedDates:
@@ -133,12 +134,12 @@ def combine(catalog_date: date | None, catalog_source: str | None, curated: Cura
     """The earlier of the catalog's date and the curated one (the catalog's on a tie), and whether they disagree by
     more than ``conflict_days``."""
     if curated is None:
-        return Dated(catalog_date, None, None)
+        return Dated(catalog_date, None, None, catalog_date)
     if catalog_date is None:
-        return Dated(curated.retirement, curated, None)
+        return Dated(curated.retirement, curated, None, None)
     conflict = None
     if abs((curated.retirement - catalog_date).days) > conflict_days:
         conflict = DateConflict(catalog_date, catalog_source or "catalog", curated)
     if curated.retirement < catalog_date:
-        return Dated(curated.retirement, curated, conflict)
-    return Dated(catalog_date, None, conflict)
+        return Dated(curated.retirement, curated, conflict, catalog_date)
+    return Dated(catalog_date, None, conflict, catalog_date)

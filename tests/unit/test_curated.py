@@ -194,6 +194,18 @@ def test_a_curated_date_ends_a_pending_retirement() -> None:
     assert not dated.date_pending and dated.strikes_on == date(2026, 6, 30) and dated.date_conflict is None
 
 
+def test_a_later_curated_date_does_not_revive_a_model_the_catalog_calls_retired() -> None:
+    retired = catalog(None, lifecycle="Deprecated")  # in this API: retired, every call fails
+    future = assess(dep(), CatalogIndex([retired], CuratedDates([row(date(2026, 6, 30))])), TODAY)
+    assert future.struck and future.consequence is Consequence.OUTAGE
+    assert (future.strikes_on, future.days_left, future.retirement_date) == (None, None, date(2026, 6, 30))
+    past = assess(dep(), CatalogIndex([retired], CuratedDates([row(date(2026, 4, 1))])), TODAY)
+    assert past.struck and (past.strikes_on, past.days_left) == (date(2026, 4, 1), -30)
+    dated = catalog(date(2026, 12, 31), lifecycle="Deprecated")
+    ahead = assess(dep(), CatalogIndex([dated], CuratedDates([row(date(2026, 6, 30))])), TODAY)
+    assert not ahead.struck and ahead.strikes_on == date(2026, 6, 30), "as with a future catalog date"
+
+
 def test_without_curated_dates_nothing_changes() -> None:
     plain = assess(dep(), CatalogIndex([catalog(date(2026, 12, 31))]), TODAY)
     empty = assess(dep(), CatalogIndex([catalog(date(2026, 12, 31))], CuratedDates()), TODAY)
