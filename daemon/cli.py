@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import report
 from daemon.clock import Clock, FixedClock, SystemClock, parse_instant, today
-from daemon.config import Config, ConfigError, load_config
+from daemon.config import Config, ConfigError, curated_dates, load_config
 from daemon.lifecycle import parse_scope_overrides
 from daemon.notify.run import NotifyReport
 from daemon.poll import PollReport, run_poll
@@ -98,7 +98,7 @@ def cmd_status(ctx: Context) -> int:
     overrides = parse_scope_overrides(ctx.config.update_scopes)
     with sessions() as session:
         rows = report.status_rows(queries.current_deployments(session), queries.catalog(session),
-                                  today(ctx.clock), overrides)
+                                  today(ctx.clock), overrides, curated_dates(ctx.config))
         last = queries.last_poll(session)
     fmt = ctx.args.format
     if fmt == "json":

@@ -21,6 +21,8 @@ import platformdirs
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from daemon.dates_file import DateRow, DatesFileError, read_dates_file
+from daemon.lifecycle.curated import DEFAULT_CONFLICT_DAYS, CuratedDate, CuratedDates
 from daemon.lifecycle.escalation import EscalationPolicy, Stage, Thresholds
 
 ENV_CONFIG = "RETIREWATCH_CONFIG"
@@ -278,6 +280,24 @@ class ServiceConfig(_Section):
         return host.strip("[]"), int(port)
 
 
+class DatesConfig(_Section):
+    """Curated retirement dates (Microsoft's published retirement tables) beside the catalog's. TOML cannot hold
+    ``[dates]`` and ``[[dates]]`` together, so the rows written in the config are ``[[dates.rows]]``."""
+
+    # A CSV file (model,version,sku,region,retirement,source,note); relative to the config file's directory.
+    dates_file: str | None = None
+    # The catalog and a curated date further apart than this many days are a conflict, shown and told once.
+    conflict_days: Annotated[int, Field(ge=0, le=3650)] = DEFAULT_CONFLICT_DAYS
+    rows: tuple[DateRow, ...] = ()
+
+    @field_validator("dates_file")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("cannot be blank: name a CSV file, or leave the key out")
+        return value
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -291,7 +311,10 @@ class Config(BaseModel):
     digest: DigestConfig = DigestConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     service: ServiceConfig = ServiceConfig()
+    dates: DatesConfig = DatesConfig()
     source: str = "<defaults>"
+    # Filled in by parse_config from [dates]: the rows of dates_file, then [[dates.rows]]; never read from TOML.
+    curated_dates: tuple[CuratedDate, ...] = ()
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -344,8 +367,9 @@ def _is_loopback(url: str) -> bool:
 
 
 def parse_config(raw: Mapping[str, Any], source: str) -> Config:
-    if "source" in raw:
-        raise ConfigError(f"{source}: source: unknown key")
+    for internal in ("source", "curated_dates"):
+        if internal in raw:
+            raise ConfigError(f"{source}: {internal}: unknown key")
     try:
         config = Config.model_validate({**raw, "source": source})
     except ValidationError as exc:
@@ -353,7 +377,27 @@ def parse_config(raw: Mapping[str, Any], source: str) -> Config:
     problems = [*_scope_override_problems(config), *_threshold_problems(config.escalation)]
     if problems:
         raise ConfigError("\n".join(f"{source}: {problem}" for problem in problems))
-    return config
+    return config.model_copy(update={"curated_dates": _curated_rows(config.dates, source)})
+
+
+def _curated_rows(dates: DatesConfig, source: str) -> tuple[CuratedDate, ...]:
+    """The dates file's rows (its path relative to the config file's directory), then the config's own."""
+    rows: tuple[CuratedDate, ...] = ()
+    if dates.dates_file is not None:
+        path = Path(dates.dates_file).expanduser()
+        if not path.is_absolute():
+            path = Path(source).parent / path
+        try:
+            rows = read_dates_file(path)
+        except DatesFileError as exc:
+            raise ConfigError("\n".join(f"{problem} (dates.dates_file in {source})" for problem in exc.problems)) \
+                from None
+    return rows + tuple(row.curated(f"{source} dates.rows[{i}]") for i, row in enumerate(dates.rows))
+
+
+def curated_dates(config: Config) -> CuratedDates:
+    """The curated retirement dates and the conflict threshold, as the pure core takes them."""
+    return CuratedDates(config.curated_dates, config.dates.conflict_days)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

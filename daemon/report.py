@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess
+from daemon.lifecycle import Assessment, CatalogIndex, CuratedDates, ScopeOverrides, assess
 from daemon.records import CatalogModel, Deployment
 
 
@@ -29,6 +29,7 @@ class StatusRow:
     date_source: str | None
     date_status: str | None
     date_model: str | None
+    date_conflict: str | None  # the catalog and a curated date disagree: "the catalog says ..., ... says ..."
     lifecycle_status: str | None
     lifecycle: str | None
     consequence: str
@@ -57,9 +58,11 @@ def status_row(deployment: Deployment, assessment: Assessment) -> StatusRow:
         location=deployment.location, model=deployment.model_name, version=deployment.model_version,
         sku=deployment.sku_name, upgrade_option=deployment.upgrade_option,
         retirement_date=_iso(assessment.retirement_date),
-        date_source=assessment.date_source.value if assessment.date_source else None,
+        date_source=assessment.date_url or (assessment.date_source.value if assessment.date_source else None),
         date_status=assessment.date_status.value if assessment.date_status else None,
-        date_model=assessment.date_model, lifecycle_status=assessment.lifecycle_status,
+        date_model=assessment.date_model,
+        date_conflict=assessment.date_conflict.words if assessment.date_conflict else None,
+        lifecycle_status=assessment.lifecycle_status,
         lifecycle=assessment.lifecycle, consequence=assessment.consequence.value,
         strikes_on=_iso(assessment.strikes_on), days_left=assessment.days_left, struck=assessment.struck,
         date_pending=assessment.date_pending,
@@ -71,9 +74,10 @@ def status_row(deployment: Deployment, assessment: Assessment) -> StatusRow:
 
 
 def status_rows(deployments: Iterable[Deployment], catalog: Iterable[CatalogModel], today: date,
-                overrides: ScopeOverrides | None = None) -> list[StatusRow]:
-    """Assess every deployment; soonest consequence first, deployments with nothing scheduled last."""
-    index = CatalogIndex(catalog)
+                overrides: ScopeOverrides | None = None, dates: CuratedDates | None = None) -> list[StatusRow]:
+    """Assess every deployment; soonest consequence first, deployments with nothing scheduled last. ``dates``: the
+    curated retirement dates beside the catalog's."""
+    index = CatalogIndex(catalog, dates)
     rows = [status_row(d, assess(d, index, today, overrides)) for d in deployments]
     rows.sort(key=lambda r: (not r.struck and r.strikes_on is None, r.strikes_on or "", r.account.casefold(),
                              r.deployment.casefold()))
@@ -111,8 +115,10 @@ def _when(row: StatusRow) -> str:
 
 
 def _retires(row: StatusRow) -> str:
-    """The date, '?' when tentative, and the catalog's word for the model when it says a retirement is coming."""
-    day = row.retirement_date + ("?" if row.date_status == "tentative" else "") if row.retirement_date else ""
+    """The date, '?' when tentative, '*' when curated, '!' when the catalog and a curated date disagree, and the
+    catalog's word for the model when it says a retirement is coming."""
+    mark = "?" if row.date_status == "tentative" else "*" if row.date_status == "published" else ""
+    day = row.retirement_date + mark + ("!" if row.date_conflict else "") if row.retirement_date else ""
     if row.lifecycle in ("retired", "retiring", "legacy: retirement coming"):
         return f"{day} ({row.lifecycle})".strip() if day else row.lifecycle or ""
     return day or "no date"
@@ -153,4 +159,17 @@ def to_table(rows: Sequence[StatusRow]) -> str:
                         if kind in counts)
     lines.append("")
     lines.append(f"{len(rows)} deployments: {summary or 'none'}. '?' after a date: Microsoft marks it tentative.")
+    if any(row.date_status == "published" for row in rows):
+        lines.append("'*': the date comes from a curated retirement table ([dates]), earlier than the catalog's or "
+                     "where the catalog has none; `--format json` names its source.")
+    conflicts: dict[str, list[StatusRow]] = {}
+    for row in rows:
+        if row.date_conflict:
+            conflicts.setdefault(f"{row.model} {row.version}: {row.date_conflict}", []).append(row)
+    if conflicts:
+        lines.append("'!': the catalog and a curated date disagree (the earlier one is used):")
+        for words, where in conflicts.items():
+            names = ", ".join(f"{row.account}/{row.deployment}" for row in where[:3])
+            more = f" and {len(where) - 3} more" if len(where) > 3 else ""
+            lines.append(f"  {words}: {names}{more}")
     return "\n".join(lines)

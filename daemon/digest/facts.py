@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from daemon.config import Config, policy_from_config
+from daemon.config import Config, curated_dates, policy_from_config
 from daemon.lifecycle import CatalogIndex, ScopeOverrides, assess, parse_scope_overrides
 from daemon.lifecycle.escalation import EscalationPolicy, step_today
 from daemon.notify.routing import Router, RouteTarget, normalize_channel
@@ -219,7 +219,8 @@ def gather(session: Session, config: Config, now: datetime) -> EstateFacts:
     router = Router(config.routes, config.slack)
     overrides = parse_scope_overrides(config.update_scopes)
     accounts = queries.accounts_by_key(session)
-    watched = watch(queries.current_deployments(session), accounts, CatalogIndex(queries.catalog(session)), router,
+    watched = watch(queries.current_deployments(session), accounts,
+                    CatalogIndex(queries.catalog(session), curated_dates(config)), router,
                     policy_from_config(config.escalation), alerts.latest_acks(session), today,
                     config.digest.horizon_days, overrides)
     events = store.deployment_events_between(session, _EVENT_KINDS, now - CHANGE_WINDOW, now)

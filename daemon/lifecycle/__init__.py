@@ -12,6 +12,7 @@ from daemon.lifecycle.assess import (
     retirement_of,
 )
 from daemon.lifecycle.catalog import CatalogIndex
+from daemon.lifecycle.curated import CuratedDate, CuratedDates, DateConflict
 from daemon.lifecycle.scope import (
     ScopeOverride,
     ScopeOverrides,
@@ -29,6 +30,9 @@ __all__ = [
     "Assessment",
     "CatalogIndex",
     "Consequence",
+    "CuratedDate",
+    "CuratedDates",
+    "DateConflict",
     "DateSource",
     "DateStatus",
     "ScopeOverride",

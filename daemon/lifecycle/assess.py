@@ -3,7 +3,8 @@ an :class:`Assessment` out.
 
 The date: the deployment's own SKU date (exact name), else a family-level SKU date (the catalog's ``provisioned``
 for every provisioned deployment type) or the model's inference date, whichever is earlier; a fine-tune without
-dates of its own takes its base model's. A date on or before today has struck: Azure acts at 00:00 UTC.
+dates of its own takes its base model's. A curated date (``daemon.lifecycle.curated``) that is earlier wins, and
+one fills in where the catalog has no date. A date on or before today has struck: Azure acts at 00:00 UTC.
 
 | deployment                                                          | consequence     | strikes on           |
 |---------------------------------------------------------------------|-----------------|----------------------|
@@ -29,6 +30,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from daemon.lifecycle.catalog import CatalogIndex
+from daemon.lifecycle.curated import DateConflict, Dated
 from daemon.lifecycle.scope import ScopeOverrides, UpdateScope, classify_update, is_downgrade
 from daemon.lifecycle.skus import SkuFamily, azure_upgrades, family_level, sku_family
 from daemon.lifecycle.words import is_retired, lifecycle_words, retirement_announced
@@ -53,12 +55,14 @@ class DateStatus(StrEnum):
     CONFIRMED = "confirmed"  # deprecationStatus Planned
     TENTATIVE = "tentative"
     UNCONFIRMED = "unconfirmed"  # a date with no status, or one this code does not know
+    PUBLISHED = "published"  # a curated date: copied from a published retirement table
 
 
 class DateSource(StrEnum):
     SKU = "sku"  # skus[].deprecationDate for the deployment's own SKU
     SKU_FAMILY = "sku-family"  # a family-level SKU date (the catalog's "provisioned" for ProvisionedManaged)
     INFERENCE = "inference"  # deprecation.inference, the model's retirement date
+    CURATED = "curated"  # a row of the dates file / [[dates.rows]] (Assessment.date_url names its source)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Assessment:
     date_source: DateSource | None = None
     date_status: DateStatus | None = None
     date_model: str | None = None  # "ada 1" when a fine-tune's dates come from its base model
+    date_url: str | None = None  # the source URL of the curated row whose date was taken
+    date_conflict: DateConflict | None = None  # the catalog and a curated row disagree by more than conflict_days
     lifecycle_status: str | None = None  # Azure's word, for machines
     lifecycle: str | None = None  # the plain words a person reads ("retired", "retiring", ...)
     strikes_on: date | None = None
@@ -171,8 +177,18 @@ def dated_model(model: CatalogModel | None, base: CatalogModel | None) -> Catalo
 
 
 def deployment_retirement(deployment: Deployment, catalog: CatalogIndex) -> tuple[date | None, DateSource | None]:
+    """What the catalog alone says (what a poll records); :func:`assess` adds the curated dates."""
     model = catalog.find(deployment)
     return retirement_of(deployment.sku_name, dated_model(model, catalog.base_of(deployment, model)))
+
+
+def curated_retirement(deployment: Deployment, catalog: CatalogIndex, retirement: date | None,
+                       source: DateSource | None) -> Dated:
+    """The catalog's date beside the curated rows that apply (``catalog.dates``): the earlier one, and a conflict
+    when they disagree by more than ``conflict_days``."""
+    if catalog.dates is None or not len(catalog.dates):
+        return Dated(retirement, None, None, retirement)
+    return catalog.dates.combine(deployment, retirement, source.value if source else None)
 
 
 def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
@@ -181,6 +197,9 @@ def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
     base = catalog.base_of(deployment, model)
     dated = dated_model(model, base)
     retirement, source = retirement_of(deployment.sku_name, dated)
+    combined = curated_retirement(deployment, catalog, retirement, source)
+    retirement = combined.day
+    curated = combined.curated
     target_model, target_version = replacement_of(deployment, model, catalog)
     refused = None
     if target_model:
@@ -194,9 +213,12 @@ def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
     target = catalog.find_model(deployment, deployment.model_format, target_model, target_version) if target_model \
         else None
     common = {
-        "deployment_id": deployment.id, "retirement_date": retirement, "date_source": source,
-        "date_status": date_status_of(dated) if retirement else None,
-        "date_model": f"{dated.name} {dated.version}" if dated is not None and dated is not model else None,
+        "deployment_id": deployment.id, "retirement_date": retirement,
+        "date_source": DateSource.CURATED if curated else source,
+        "date_status": DateStatus.PUBLISHED if curated else date_status_of(dated) if retirement else None,
+        "date_model": f"{dated.name} {dated.version}" if dated is not None and dated is not model and not curated
+        else None,
+        "date_url": curated.source if curated else None, "date_conflict": combined.conflict,
         "lifecycle_status": lifecycle, "lifecycle": lifecycle_words(lifecycle),
         "replacement_model": target_model, "replacement_version": target_version, "replacement_refused": refused,
         "update_scope": classify_update(deployment.model_name, deployment.model_version, target_model,
@@ -212,13 +234,18 @@ def assess(deployment: Deployment, catalog: CatalogIndex, today: date,
                                            or (base.fine_tune_retirement if base else None)),
         "escalate": (deployment.provisioning_state or "").casefold() not in INACTIVE_STATES,
     }
-    if model is None:
+    if model is None and curated is None:
         return Assessment(consequence=Consequence.NONE, reason="model not in the catalog: no retirement date known",
                           **common)  # type: ignore[arg-type]
+    if model is None:  # the catalog does not list it, a curated row dates it: no replacement, lead or start known
+        model = CatalogModel(scope="", format=deployment.model_format or "", name=deployment.model_name or "",
+                             version=deployment.model_version or "")
     retired = is_retired(lifecycle)
-    if retired and (retirement is None or retirement <= today):
-        return Assessment(consequence=Consequence.OUTAGE, strikes_on=retirement, struck=True,
-                          days_left=(retirement - today).days if retirement else None,
+    if retired and (retirement is None or retirement <= today or combined.catalog_day is None):
+        # The API's word wins over a later curated date: a model it calls retired without a date is retired now.
+        past = retirement if retirement is not None and retirement <= today else None
+        return Assessment(consequence=Consequence.OUTAGE, strikes_on=past, struck=True,
+                          days_left=(past - today).days if past else None,
                           reason="the catalog calls this model retired: calls to it fail (HTTP 410)",
                           **common)  # type: ignore[arg-type]
     consequence, strikes_on, reason = _consequence(deployment, model, retirement, today, refused,

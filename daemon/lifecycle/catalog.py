@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from daemon.lifecycle.curated import CuratedDates
 from daemon.records import CatalogModel, Deployment, location_scope, model_key
 
 
 class CatalogIndex:
-    """Lookups over catalog entries; scopes and model keys compare case-insensitively."""
+    """Lookups over catalog entries; scopes and model keys compare case-insensitively. ``dates`` are the curated
+    retirement dates (``[dates]`` in the config) that stand beside the catalog's."""
 
-    def __init__(self, entries: Iterable[CatalogModel]) -> None:
+    def __init__(self, entries: Iterable[CatalogModel], dates: CuratedDates | None = None) -> None:
+        self.dates = dates
         self._by_key: dict[tuple[str, str, str, str], CatalogModel] = {}
         self._defaults: dict[tuple[str, str, str], CatalogModel] = {}
         for entry in entries:

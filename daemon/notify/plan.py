@@ -20,10 +20,10 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, curated_dates
 from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess, lifecycle_words
 from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
-from daemon.notify import ops
+from daemon.notify import conflicts, ops
 from daemon.notify.render import AlertView, MessageKind, in_days, render_alert, render_parent
 from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
@@ -70,7 +70,7 @@ class Planner:
         alerts.claim_planning(session)  # first: a concurrent planner waits here, then reads what this one wrote
         self._report_stale_pending(session, now, report)
         accounts = queries.accounts_by_key(session)
-        index = CatalogIndex(queries.catalog(session))
+        index = CatalogIndex(queries.catalog(session), curated_dates(self._config))
         threads = alerts.open_threads(session)
         sent = _sent_by_deadline(session)
         acks = alerts.latest_acks(session)
@@ -78,6 +78,7 @@ class Planner:
         for deployment in queries.current_deployments(session):
             current[arm_key(deployment.id)] = (deployment, assess(deployment, index, today, self._overrides))
         self._report_changes(session, now, threads, current, accounts, report)
+        conflicts.report_date_conflicts(session, self._config, now, current.values(), report.count)
         for key, (deployment, assessment) in current.items():
             account = accounts.get(arm_key(deployment.account_id))
             target = self._route(deployment, account)

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock
-from daemon.config import Config, policy_from_config
+from daemon.config import Config, curated_dates, policy_from_config
 from daemon.lifecycle import CatalogIndex, assess, parse_scope_overrides
 from daemon.lifecycle.escalation import step_today
 from daemon.store import queries, watch
@@ -105,7 +105,7 @@ class DatabaseCollector(Collector):
         deadline = GaugeMetricFamily("retirewatch_deployment_deadline_timestamp_seconds", "When the deployment's "
                                      "retirement consequence strikes (Unix time, 00:00 UTC).",
                                      labels=DEPLOYMENT_LABELS)
-        index = CatalogIndex(queries.catalog(session))
+        index = CatalogIndex(queries.catalog(session), curated_dates(self._config))
         tally: dict[tuple[str, str], int] = {}
         for deployment in queries.current_deployments(session):
             assessment = assess(deployment, index, today, self._overrides)

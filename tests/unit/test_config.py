@@ -47,11 +47,13 @@ def test_the_example_file_is_valid_and_documents_every_key() -> None:
     assert config.source == str(EXAMPLE)
     text = EXAMPLE.read_text()
     sections = (("database", config.database), ("azure", config.azure), ("escalation", config.escalation),
-                ("slack", config.slack), ("[routes]", config.routes[0]), ("routes.match", config.routes[0].match))
+                ("slack", config.slack), ("[routes]", config.routes[0]), ("routes.match", config.routes[0].match),
+                ("dates", config.dates), ("dates.rows", config.dates.rows[0]))
     for section_name, section in sections:
         assert f"[{section_name}]" in text or "." in section_name
         for key in type(section).model_fields:
-            documented = f"{key} =" in text or f"[{section_name}.{key}." in text
+            documented = (f"{key} =" in text or f"[{section_name}.{key}." in text
+                          or f"[[{section_name}.{key}]]" in text)
             assert documented, f"{section_name}.{key} is not documented in the example config"
     assert "[update_scopes]" in text and "[escalation.consequence." in text and "[escalation.scope." in text
 
