@@ -1,0 +1,76 @@
+"""The forecast as a table (one row per day, channel and message, naming its deployments) or JSON (one object per
+message per deployment)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from daemon.forecast.plan import DATE_MOVED, FINE_TUNE_ENDS, RESOLVED, Forecast, ForecastItem
+
+MAX_NAMES = 6  # deployments named in one table row; the rest are counted
+
+
+def item_json(item: ForecastItem) -> dict[str, Any]:
+    return {
+        "date": item.day.isoformat(), "deployment_id": item.deployment_id, "deployment": item.name,
+        "channel": item.channel, "stage": item.stage, "consequence": item.consequence,
+        "deadline": item.deadline.isoformat() if item.deadline else None, "kind": item.kind, "step": item.step,
+        "days_left": item.days_left, "model": item.model, "version": item.version,
+        "replacement_model": item.replacement_model, "replacement_version": item.replacement_version,
+        "update_scope": item.update_scope,
+    }
+
+
+def to_json(forecast: Forecast) -> str:
+    return json.dumps([item_json(item) for item in forecast.items], indent=2)
+
+
+def what(item: ForecastItem) -> str:
+    if item.kind == DATE_MOVED:
+        return f"date moved ({item.stage})"
+    if item.kind == RESOLVED:
+        return "resolved"
+    if item.kind == FINE_TUNE_ENDS:
+        return "fine-tuning ends"
+    return item.stage or "-"
+
+
+def _when(deadline: date | None, day: date) -> str:
+    if deadline is None:
+        return "-"
+    left = (deadline - day).days
+    relative = "today" if left == 0 else f"in {left}d" if left > 0 else f"{-left}d ago"
+    return f"{deadline} ({relative})"
+
+
+def _names(items: Sequence[ForecastItem]) -> str:
+    names = sorted({item.name for item in items})
+    shown = ", ".join(names[:MAX_NAMES])
+    return shown + (f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
+
+
+def to_table(forecast: Forecast) -> str:
+    groups: dict[tuple[Any, ...], list[ForecastItem]] = {}
+    for item in forecast.items:
+        key = (item.day, item.channel, what(item), item.consequence, item.deadline, item.model, item.version)
+        groups.setdefault(key, []).append(item)
+    headers = ("DATE", "CHANNEL", "ALERT", "CONSEQUENCE", "DEADLINE", "MODEL", "DEPLOYMENTS")
+    body = [(day.isoformat(), channel, alert, consequence, _when(deadline, day), f"{model or '?'} {version or '?'}",
+             _names(items))
+            for (day, channel, alert, consequence, deadline, model, version), items in groups.items()]
+    span = f"{forecast.start} to {forecast.end} ({forecast.days} days)"
+    if not body:
+        return f"Nothing will be sent from {span}, if nothing changes."
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *body, strict=False)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in (headers, *body)]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    channels = {item.channel for item in forecast.items}
+    deployments = {item.deployment_key for item in forecast.items}
+    lines += ["", f"{len(forecast.items)} messages about {len(deployments)} deployments to {len(channels)} "
+              f"channel(s) from {span}, if nothing changes (the inventory as last polled, no new acks, notify at "
+              "least daily). Acks and alerts already sent are taken into account."]
+    return "\n".join(lines)
