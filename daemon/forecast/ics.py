@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vDuration
 
 from daemon.forecast.plan import Deadline, Forecast, deadlines_by_event
 
@@ -50,7 +50,8 @@ def summary(deadlines: Sequence[Deadline]) -> str:
 def description(deadlines: Sequence[Deadline]) -> str:
     first = deadlines[0]
     model, day = f"{first.model or '?'} {first.version or '?'}", first.strikes_on.isoformat()
-    retires = f"; the model retires on {first.retirement_date}" if first.retirement_date else ""
+    retires = (f"; the model retires on {first.retirement_date}"
+               if first.retirement_date and first.retirement_date != first.strikes_on else "")
     count = _plural(len(deadlines), "deployment")
     if first.consequence == "outage":
         verb = "stops" if len(deadlines) == 1 else "stop"
@@ -63,7 +64,8 @@ def description(deadlines: Sequence[Deadline]) -> str:
         what = f"On {day}: {first.consequence} for {count} of {model}{retires}."
     lines = [what, "", "Deployments:"]
     for d in sorted(deadlines, key=lambda d: d.name):
-        notes = [f"moves to {_replacement(d)}" if _replacement(d) else "no replacement named"]
+        moves = "moves to" if d.consequence != "outage" else "replacement:"
+        notes = [f"{moves} {_replacement(d)}" if _replacement(d) else "no replacement named"]
         if d.update_scope:
             notes.append(f"{d.update_scope} update")
         if d.manual_migration:
@@ -89,7 +91,7 @@ def to_ics(forecast: Forecast, stamp: datetime, channel: str | None = None) -> b
     calendar.add("x-wr-caldesc", f"Azure model deployments retiring or upgraded, from retirewatch's forecast of "
                                  f"{forecast.start} to {forecast.end}")
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", REFRESH)
+    calendar.add("x-published-ttl", vDuration(REFRESH))
     for (where, strikes_on, model, version, consequence), group in sorted(
             deadlines_by_event(forecast.deadlines).items()):
         event = Event()

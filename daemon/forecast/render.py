@@ -3,12 +3,14 @@ message per deployment)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from daemon.forecast.plan import DATE_MOVED, FINE_TUNE_ENDS, RESOLVED, Forecast, ForecastItem
+from daemon.forecast.plan import DATE_MOVED, FINE_TUNE_ENDS, RESOLVED, STAGE, Forecast, ForecastItem
+from daemon.lifecycle.escalation import Stage
 
 MAX_NAMES = 6  # deployments named in one table row; the rest are counted
 
@@ -46,21 +48,45 @@ def _when(deadline: date | None, day: date) -> str:
     return f"{deadline} ({relative})"
 
 
-def _names(items: Sequence[ForecastItem]) -> str:
-    names = sorted({item.name for item in items})
-    shown = ", ".join(names[:MAX_NAMES])
-    return shown + (f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
+def _names(names: Sequence[str]) -> str:
+    ordered = sorted(set(names))
+    shown = ", ".join(ordered[:MAX_NAMES])
+    return shown + (f" and {len(ordered) - MAX_NAMES} more" if len(ordered) > MAX_NAMES else "")
+
+
+def _repeats(days: Sequence[date]) -> str:
+    """An overdue deadline's repeats in a few words: ``overdue, daily to 2027-02-22 (90)``."""
+    if len(days) == 1:
+        return "overdue"
+    gaps = {(later - earlier).days for earlier, later in itertools.pairwise(days)}
+    every = ("daily" if gaps == {1} else f"every {gaps.pop()} days") if len(gaps) == 1 else "repeated"
+    return f"overdue, {every} to {days[-1]} ({len(days)})"
+
+
+def _rows(forecast: Forecast) -> list[tuple[Any, ...]]:
+    """One entry per message, except a deadline's overdue repeats, which are one entry from the first."""
+    runs: dict[tuple[str, str, date | None], list[ForecastItem]] = {}
+    entries: list[tuple[Any, ...]] = []
+    for item in forecast.items:
+        if item.kind == STAGE and item.stage == Stage.OVERDUE.value:
+            runs.setdefault((item.deployment_key, item.channel, item.deadline), []).append(item)
+        else:
+            entries.append((item.day, item.channel, item.deadline or date.min, what(item), item))
+    for run in runs.values():
+        entries.append((run[0].day, run[0].channel, run[0].deadline or date.min, _repeats([i.day for i in run]),
+                        run[0]))
+    return sorted(entries, key=lambda e: e[:4])
 
 
 def to_table(forecast: Forecast) -> str:
-    groups: dict[tuple[Any, ...], list[ForecastItem]] = {}
-    for item in forecast.items:
-        key = (item.day, item.channel, what(item), item.consequence, item.deadline, item.model, item.version)
-        groups.setdefault(key, []).append(item)
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for day, channel, _, alert, item in _rows(forecast):
+        key = (day, channel, alert, item.consequence, item.deadline, item.model, item.version)
+        groups.setdefault(key, []).append(item.name)
     headers = ("DATE", "CHANNEL", "ALERT", "CONSEQUENCE", "DEADLINE", "MODEL", "DEPLOYMENTS")
     body = [(day.isoformat(), channel, alert, consequence, _when(deadline, day), f"{model or '?'} {version or '?'}",
-             _names(items))
-            for (day, channel, alert, consequence, deadline, model, version), items in groups.items()]
+             _names(names))
+            for (day, channel, alert, consequence, deadline, model, version), names in groups.items()]
     span = f"{forecast.start} to {forecast.end} ({forecast.days} days)"
     if not body:
         return f"Nothing will be sent from {span}, if nothing changes."
