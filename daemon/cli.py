@@ -285,8 +285,7 @@ def cmd_forecast(ctx: Context) -> int:
     if ctx.args.format == "json":
         print(render.to_json(result))
     elif ctx.args.format == "ics":
-        sys.stdout.flush()
-        sys.stdout.buffer.write(to_ics(result, ctx.clock.now().astimezone(UTC), channel))
+        sys.stdout.write(to_ics(result, ctx.clock.now().astimezone(UTC), channel).decode())  # CRLF lines, as is
     else:
         print(render.to_table(result))
     return EXIT_OK

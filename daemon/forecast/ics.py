@@ -62,7 +62,10 @@ def description(deadlines: Sequence[Deadline]) -> str:
         what = f"From {day} Azure auto-upgrades {count} of {model} to the replacement (untested change){retires}."
     else:
         what = f"On {day}: {first.consequence} for {count} of {model}{retires}."
-    lines = [what, "", "Deployments:"]
+    lines = [what]
+    if any(d.date_status == "tentative" for d in deadlines):
+        lines.append("Microsoft marks this date as tentative: it may still move.")
+    lines += ["", "Deployments:"]
     for d in sorted(deadlines, key=lambda d: d.name):
         moves = "moves to" if d.consequence != "outage" else "replacement:"
         notes = [f"{moves} {_replacement(d)}" if _replacement(d) else "no replacement named"]
@@ -102,6 +105,8 @@ def to_ics(forecast: Forecast, stamp: datetime, channel: str | None = None) -> b
         event.add("summary", summary(group))
         event.add("description", description(group))
         event.add("categories", [consequence])
+        tentative = any(d.date_status == "tentative" for d in group)
+        event.add("status", "TENTATIVE" if tentative else "CONFIRMED")
         event.add("transp", "TRANSPARENT")
         calendar.add_component(event)
     feed: bytes = calendar.to_ical()

@@ -82,6 +82,7 @@ class Deadline:
     model: str | None
     version: str | None
     retirement_date: date | None
+    date_status: str | None  # confirmed | tentative | unconfirmed
     replacement_model: str | None
     replacement_version: str | None
     update_scope: str | None
@@ -255,6 +256,7 @@ class _Walk:
             deployment_key=self._key, deployment_id=d.id, account=d.account_name, deployment=d.name,
             channel=where, consequence=assessment.consequence.value, strikes_on=strikes_on, model=d.model_name,
             version=d.model_version, retirement_date=assessment.retirement_date,
+            date_status=assessment.date_status.value if assessment.date_status else None,
             replacement_model=assessment.replacement_model, replacement_version=assessment.replacement_version,
             update_scope=assessment.update_scope.value if assessment.update_scope else None,
             manual_migration=assessment.manual_migration,
