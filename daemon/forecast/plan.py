@@ -21,7 +21,7 @@ Then the one "fine-tuning ends" message of a fine-tuned deployment, from the fir
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess
@@ -40,8 +40,9 @@ STAGE, DATE_MOVED, RESOLVED, FINE_TUNE_ENDS = (MessageKind.STAGE.value, MessageK
 class ForecastItem:
     """One message ``notify`` will send. ``stage`` is the escalation stage (for ``resolved``: the thread's last
     stage; ``None`` for ``fine_tune_ends``); ``step`` the step key when the message counts as a stage alert
-    (``critical@7``, ``overdue@2026-04-02``); ``deadline`` the day the consequence strikes (for
-    ``fine_tune_ends``: the last day to train)."""
+    (``critical@7``, ``overdue@2026-04-02``); ``deadline`` the day the consequence strikes (for ``resolved``: the
+    deadline the thread was about), as the message's metadata says it; ``fine_tune_ends`` the last day to train on
+    the model (``fine_tune_ends`` messages only)."""
 
     day: date  # "date" in JSON
     kind: str  # stage | date_moved | resolved | fine_tune_ends
@@ -60,6 +61,7 @@ class ForecastItem:
     replacement_model: str | None
     replacement_version: str | None
     update_scope: str | None
+    fine_tune_ends: date | None = None
 
     @property
     def name(self) -> str:
@@ -196,8 +198,7 @@ class _Walk:
         thread = self._thread
         if thread is not None and decision.step is None:
             self._thread = None
-            return [self._item(day, RESOLVED, assessment, thread.channel, thread.stage, None,
-                               deadline=thread.deadline, consequence=thread.consequence, days_left=None)]
+            return [self._item(day, RESOLVED, assessment, thread.channel, thread.stage, None, closes=thread)]
         if decision.step is None:
             return []
         step, stage = decision.step, decision.step.stage.value
@@ -225,21 +226,19 @@ class _Walk:
         self._fine_tune_told = True
         if f"{self._key}|fine-tune-ends|{ends}" in self._snapshot.fine_tune_keys:
             return []
-        return [self._item(day, FINE_TUNE_ENDS, assessment, self._routed, None, None, deadline=ends,
-                           days_left=(ends - day).days)]
+        return [replace(self._item(day, FINE_TUNE_ENDS, assessment, self._routed, None, None),
+                        fine_tune_ends=ends)]
 
     def _item(self, day: date, kind: str, assessment: Assessment, channel: str, stage: str | None,
-              step: str | None, *, deadline: date | None = None, consequence: str | None = None,
-              days_left: int | None = None) -> ForecastItem:
-        """An item about ``assessment``'s deadline, unless ``deadline`` (and ``days_left``) say otherwise."""
+              step: str | None, *, closes: _Thread | None = None) -> ForecastItem:
+        """An item about ``assessment``'s deadline, or (``closes``) about the deadline of the thread it closes."""
         d = self._deployment
-        own = kind in (STAGE, DATE_MOVED)
         return ForecastItem(
             day=day, kind=kind, deployment_key=self._key, deployment_id=d.id, account=d.account_name,
             deployment=d.name, channel=channel, stage=stage, step=step,
-            consequence=consequence or assessment.consequence.value,
-            deadline=assessment.strikes_on if own else deadline,
-            days_left=assessment.days_left if own else days_left,
+            consequence=closes.consequence if closes else assessment.consequence.value,
+            deadline=closes.deadline if closes else assessment.strikes_on,
+            days_left=None if closes else assessment.days_left,
             model=d.model_name, version=d.model_version, replacement_model=assessment.replacement_model,
             replacement_version=assessment.replacement_version,
             update_scope=assessment.update_scope.value if assessment.update_scope else None)

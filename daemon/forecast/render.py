@@ -23,6 +23,7 @@ def item_json(item: ForecastItem) -> dict[str, Any]:
         "days_left": item.days_left, "model": item.model, "version": item.version,
         "replacement_model": item.replacement_model, "replacement_version": item.replacement_version,
         "update_scope": item.update_scope,
+        "fine_tune_ends": item.fine_tune_ends.isoformat() if item.fine_tune_ends else None,
     }
 
 
@@ -36,7 +37,7 @@ def what(item: ForecastItem) -> str:
     if item.kind == RESOLVED:
         return "resolved"
     if item.kind == FINE_TUNE_ENDS:
-        return "fine-tuning ends"
+        return f"fine-tuning ends {item.fine_tune_ends}"
     return item.stage or "-"
 
 

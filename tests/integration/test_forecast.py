@@ -17,8 +17,11 @@ from icalendar import Calendar
 from prometheus_client import CollectorRegistry
 
 from daemon.cli import main
+from daemon.demo import DEMO_ROUTES
+from daemon.emulators.arm import demo_estate
+from daemon.emulators.scenario import catalog_models
 from daemon.emulators.slack import Message
-from daemon.forecast.ics import event_uid
+from daemon.forecast.ics import event_uid, to_ics
 from daemon.forecast.plan import Forecast, ForecastItem
 from daemon.forecast.run import build_forecast, channel_calendar
 from daemon.notify.ack import acknowledge
@@ -37,7 +40,6 @@ from tests.integration.world import (
     deployment_entry,
     estate,
     make_world,
-    payload,
 )
 
 TODAY = date(2026, 3, 1)
@@ -108,8 +110,9 @@ def sent(world: World, messages: list[Message]) -> list[tuple[str, ...]]:
     names = {channel_id: f"#{name}" for name, channel_id in world.slack.channels().items()}
     told = []
     for message in messages:
-        facts = payload(message)
-        if (message.metadata or {}).get("event_type") in ("model_retirement_alert", "model_retirement_resolved") \
+        metadata = (message.edits[0]["metadata"] if message.edits else message.metadata) or {}  # as first posted
+        facts = dict(metadata.get("event_payload") or {})
+        if metadata.get("event_type") in ("model_retirement_alert", "model_retirement_resolved") \
                 and facts.get("kind") != "acknowledged":
             day = datetime.fromtimestamp(float(message.ts), UTC).date()
             told.append((day.isoformat(), names[message.channel], facts["deployment_id"], facts["kind"],
@@ -157,7 +160,7 @@ def test_cli_json_and_ics_match_the_golden_files(world: World, tmp_path: Path,
     now = ["--now", at(TODAY).isoformat(), "--config", config]
     assert main(["forecast", "--days", str(WINDOW), "--format", "json", *now]) == 0
     out = capsys.readouterr().out
-    check_golden("forecast_search_ml-platform.json", out)
+    check_golden("forecast_small.json", out)
     items = json.loads(out)
     assert {"date", "deployment_id", "deployment", "channel", "stage", "consequence", "deadline"} <= set(items[0])
     assert items[0]["deployment"] == "lab/auto" and items[0]["deployment_id"].startswith("/subscriptions/")
@@ -165,7 +168,7 @@ def test_cli_json_and_ics_match_the_golden_files(world: World, tmp_path: Path,
     assert main(["forecast", "--days", str(WINDOW), "--channel", "#search", "--format", "ics", *now]) == 0
     feed = capsys.readouterr().out
     assert feed.startswith("BEGIN:VCALENDAR\r\n") and feed.endswith("END:VCALENDAR\r\n"), "RFC 5545: CRLF lines"
-    check_golden("forecast_search.ics", feed.replace("\r\n", "\n"))
+    check_golden("forecast_small_search.ics", feed.replace("\r\n", "\n"))
 
     assert main(["forecast", "--days", str(WINDOW), "--channel", "search", *now]) == 0
     table = capsys.readouterr().out
@@ -248,18 +251,43 @@ def test_sent_alerts_do_not_reappear_and_an_ack_silences_as_notify_would(world: 
 
 
 def test_notify_sends_exactly_the_forecast_day_after_day(world: World) -> None:
+    """Today's alerts sent, an ack until day 20, and the o1 date moved from day 80 to day 20 (the open thread is
+    about the old date): then the real poll and notify once a day for 40 days send what the forecast said."""
     world.notify()
     with world.sessions.begin() as session:
         acknowledge(session, world.config, world.clock.now(), "search/mini", until=TODAY + timedelta(days=20),
                     note=None)
+    with world.arm.update() as served:
+        for model in catalog_models(served, "o1", "2024-12-17"):
+            model["deprecation"]["inference"] = f"{TODAY + timedelta(days=20)}T00:00:00Z"
+    world.poll()
     said = forecast(world, days=WINDOW)
     already = len(world.slack.messages())
     for day in days(TODAY, said.end):
         world.go_to(day)
         world.step()  # poll (nothing changed) and notify, as the service does
     told = sent(world, world.slack.messages()[already:])
-    assert told == [as_sent(i) for i in said.items]
-    assert len(told) > 20 and {t[3] for t in told} == {"stage", "resolved"}
+    assert sorted(told) == sorted(as_sent(i) for i in said.items), "in one day, delivery order is Slack's pacing"
+    assert len(told) > 20 and {t[3] for t in told} == {"stage", "resolved", "date_moved"}
+    moved = [t for t in told if t[3] == "date_moved"]
+    tentative = next(i.deployment_id for i in said.items if i.name == "lab/tentative")
+    assert moved == [(TODAY.isoformat(), "#ml-platform", tentative, "date_moved", "warning", "2026-03-21")]
+
+
+def test_notify_sends_exactly_the_forecast_for_the_demo_estate(tmp_path: Path) -> None:
+    """The demo estate (fine-tunes, partner models, provisioned SKUs, a retired model, channel tags): two weeks."""
+    start = date(2026, 11, 25)
+    with make_world(demo_estate(start), f"sqlite:///{tmp_path / 'demo.sqlite'}", start, routes=DEMO_ROUTES) as demo:
+        demo.poll()
+        said = forecast(demo, days=14)
+        check_golden("forecast_demo.ics", to_ics(forecast(demo), demo.clock.now()).decode().replace("\r\n", "\n"))
+        for day in days(start, said.end):
+            demo.go_to(day)
+            demo.step()
+        told = sent(demo, demo.slack.messages())
+    assert sorted(told) == sorted(as_sent(i) for i in said.items)
+    assert {t[3] for t in told} == {"stage", "resolved", "fine_tune_ends"}
+    assert len({t[1] for t in told}) == 3
 
 
 # -- the service: /calendar/{channel}.ics over HTTP ----------------------------------------------------------------
