@@ -89,6 +89,8 @@ def to_table(forecast: Forecast) -> str:
              _names(names))
             for (day, channel, alert, consequence, deadline, model, version), names in groups.items()]
     span = f"{forecast.start} to {forecast.end} ({forecast.days} days)"
+    if not forecast.channels:
+        return "No deployments are known: run `retirewatch poll` first."
     if not body:
         return f"Nothing will be sent from {span}, if nothing changes."
     widths = [max(len(cell) for cell in column) for column in zip(headers, *body, strict=False)]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from daemon.config import EscalationConfig, parse_config, policy_from_config
 from daemon.forecast.plan import Forecast, _forget_old_repeats, forecast
+from daemon.forecast.render import to_table
 from daemon.lifecycle.escalation import decide
 from daemon.notify.routing import Router
 from daemon.records import Account, CatalogModel, Deployment
@@ -119,3 +120,9 @@ def test_forgetting_old_overdue_repeats_never_changes_a_decision(
               "acked_on": TODAY + timedelta(days=acked_on) if acked_on is not None else None}
     assert decide(policy, sent_keys=frozenset(kept), **common) == \
         decide(policy, sent_keys=frozenset(keys), **common)  # type: ignore[arg-type]
+
+
+def test_the_table_says_when_there_is_nothing_to_forecast() -> None:
+    assert to_table(Forecast(TODAY, 90, (), ())) == "No deployments are known: run `retirewatch poll` first."
+    quiet = run(snapshot(TODAY + timedelta(days=200)))
+    assert to_table(quiet) == "Nothing will be sent from 2026-03-01 to 2026-03-30 (30 days), if nothing changes."
