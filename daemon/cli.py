@@ -275,6 +275,44 @@ def cmd_digest(ctx: Context) -> int:
     return EXIT_ATTENTION if result.failed else EXIT_OK
 
 
+def cmd_forecast(ctx: Context) -> int:
+    from daemon.forecast import render
+    from daemon.forecast.ics import to_ics
+    from daemon.forecast.run import build_forecast, known_channels
+    from daemon.notify.routing import normalize_channel
+
+    channel = normalize_channel(ctx.args.channel) if ctx.args.channel is not None else None
+    if channel == "":
+        say("forecast --channel: give a channel name (e.g. search or #search) or a channel id")
+        return EXIT_USAGE
+    result = build_forecast(ctx.config, ctx.clock, ctx.sessions(), days=ctx.args.days)
+    if channel is not None and channel not in known_channels(ctx.config, result):
+        say(f"forecast --channel: no route, channel tag or default sends alerts to {channel}; known channels: "
+            f"{', '.join(sorted(known_channels(ctx.config, result)))}")
+        return EXIT_USAGE
+    if channel is not None:
+        result = result.for_channel(channel)
+    if ctx.args.format == "json":
+        print(render.to_json(result))
+    elif ctx.args.format == "ics":
+        sys.stdout.write(to_ics(result, ctx.clock.now().astimezone(UTC), channel).decode())  # CRLF lines, as is
+    else:
+        print(render.to_table(result))
+    return EXIT_OK
+
+
+def _days_arg(text: str) -> int:
+    from daemon.forecast.run import MAX_DAYS
+
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{days}: give 1 to {MAX_DAYS} days")
+    return days
+
+
 def cmd_run(ctx: Context) -> int:
     from daemon.clock import OffsetClock
     from daemon.notify.slack import SlackClient
@@ -363,6 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("deployment", help="the deployment's ARM id, or ACCOUNT/DEPLOYMENT")
     ack.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="alerts resume on this day")
     ack.add_argument("--note", help="why; posted to the thread")
+    forecast = add("forecast", cmd_forecast, "every alert notify will send in the coming days if nothing changes: "
+                   "the day, channel, stage, deployments, consequence and deadline (reads only)")
+    forecast.add_argument("--days", type=_days_arg, default=90, metavar="N", help="the window: N days from today "
+                          "(default 90)")
+    forecast.add_argument("--channel", metavar="NAME", help="only what goes to this channel (search, #search or "
+                          "an id)")
+    forecast.add_argument("--format", choices=("table", "json", "ics"), default="table",
+                          help="ics: an iCalendar feed, one all-day event per deadline")
     add("run", cmd_run, "run as a service: poll, notify, deliver and post the weekly digest on schedule; "
         "/healthz, /readyz and /metrics on [service] listen")
     demo = add("demo", cmd_demo, "run the real pipeline against a built-in simulated Azure estate (no account needed)")

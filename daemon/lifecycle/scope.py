@@ -58,6 +58,7 @@ Decisions the seed leaves open:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -240,6 +241,7 @@ class ModelName:
         return self.family, self.major, self.minor, self.omni, self.variants
 
 
+@functools.lru_cache(maxsize=4096)  # an estate has few distinct model names; notify and the forecast ask often
 def parse_model_name(name: str | None, version: str | None = None) -> ModelName | None:
     """The parts of a model name (and the variant its version names, if any); None for a blank name."""
     text = (name or "").strip().casefold()

@@ -1,5 +1,6 @@
 """The HTTP endpoints, a WSGI app on the standard library's WSGI server (one thread per request):
 ``/healthz`` (the process runs), ``/readyz`` (the database answers and the last good poll is fresh), ``/metrics``,
+``/calendar/{channel}.ics`` (the channel's retirement deadlines as an iCalendar feed, to subscribe to once),
 and ``POST /slack/interactions`` (the Acknowledge and Snooze buttons: the raw body is verified against the Slack
 app's signing secret and a timestamp within 5 minutes of the service clock before anything reads it; a missing or
 wrong signature, or a stale timestamp, is 401 and changes nothing; no secret configured is 503)."""
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -27,6 +29,10 @@ StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 INTERACTIONS_PATH = "/slack/interactions"
 MAX_BODY_BYTES = 1 << 20  # a block_actions payload carries the pressed message: tens of kB at most
+
+
+Calendar = Callable[[str, int], bytes | None]  # (channel, days) -> the feed, or None: no alert goes there
+CALENDAR_PREFIX, CALENDAR_SUFFIX = "/calendar/", ".ics"
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,16 @@ class _ServiceClock(SlackClock):
 
 
 def health_app(readiness: Callable[[], Readiness], registry: CollectorRegistry,
-               interactions: SlackInteractions | None = None) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+               interactions: SlackInteractions | None = None, calendar: Calendar | None = None
+               ) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
     metrics = make_wsgi_app(registry)
     slack = _interactions_app(interactions) if interactions is not None else None
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if calendar is not None and path.startswith(CALENDAR_PREFIX) and path.endswith(CALENDAR_SUFFIX):
+            return _calendar(calendar, path[len(CALENDAR_PREFIX):-len(CALENDAR_SUFFIX)],
+                             environ.get("QUERY_STRING", ""), start_response)
         if path == "/metrics":
             result: Iterable[bytes] = metrics(environ, start_response)
             return result
@@ -123,6 +133,28 @@ def _signed(verifier: SignatureVerifier, body: bytes, environ: Environ) -> bool:
         return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
     except (ValueError, UnicodeDecodeError):  # a body that is not UTF-8 cannot carry Slack's signature
         return False
+
+
+def _calendar(calendar: Calendar, channel: str, query: str, start_response: StartResponse) -> list[bytes]:
+    """``/calendar/search.ics`` (``?days=N``, default 90): 404 for a channel no alert goes to."""
+    from daemon.forecast.run import DEFAULT_DAYS, MAX_DAYS
+
+    wanted = parse_qs(query).get("days", [str(DEFAULT_DAYS)])[-1]
+    if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_DAYS:
+        return _text(start_response, "400 Bad Request", f"days: give 1 to {MAX_DAYS} (got {wanted!r})\n")
+    if "/" in channel or not channel.strip("#"):
+        return _text(start_response, "404 Not Found", "not found: /calendar/CHANNEL.ics, e.g. /calendar/search.ics\n")
+    try:
+        feed = calendar(channel, int(wanted))
+    except Exception as exc:  # the database is down, say: never a traceback as an answer
+        log.warning("calendar for %s failed: %s: %s", channel, type(exc).__name__, exc)
+        return _text(start_response, "503 Service Unavailable", f"calendar unavailable: {type(exc).__name__}\n")
+    if feed is None:
+        return _text(start_response, "404 Not Found", f"no alerts go to channel {channel!r}: no route, channel tag "
+                     "or default channel names it\n")
+    start_response("200 OK", [("Content-Type", "text/calendar; charset=utf-8"), ("Content-Length", str(len(feed))),
+                              ("Content-Disposition", f'inline; filename="{channel.lstrip("#")}.ics"')])
+    return [feed]
 
 
 def _text(start_response: StartResponse, status: str, body: str,

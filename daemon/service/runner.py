@@ -236,6 +236,12 @@ class Service:
         except SQLAlchemyError as exc:
             raise DatabaseError(f"cannot read the service's state: {str(exc).splitlines()[0]}") from None
 
+    def calendar(self, channel: str, days: int) -> bytes | None:
+        """``/calendar/{channel}.ics``: the channel's forecast as an iCalendar feed (None: no alert goes there)."""
+        from daemon.forecast.run import channel_calendar
+
+        return channel_calendar(self.work.config, self.work.clock, self.work.sessions, channel, days)
+
     def start(self) -> None:
         self.start_state()
         next_digest = schedule.next_fire(self.trigger, self.started_at)
@@ -248,7 +254,7 @@ class Service:
         if address is not None:
             try:
                 self.http = HealthServer(address[0], address[1], health_app(self.readiness, self.registry,
-                                                                            self._interactions()))
+                                                                            self._interactions(), self.calendar))
             except OSError as exc:
                 raise ConfigError(f"{self.work.config.source}: service.listen: cannot listen on "
                                   f"{self.work.config.service.listen}: {exc.strerror or exc}") from None

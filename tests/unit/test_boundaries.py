@@ -55,7 +55,8 @@ def sql_built(source: str) -> set[str]:
     return found
 
 
-SQL_FREE = sorted([*(DAEMON / "notify").glob("*.py"), *(DAEMON / "digest").glob("*.py")])
+SQL_FREE = sorted([*(DAEMON / "notify").glob("*.py"), *(DAEMON / "digest").glob("*.py"),
+                   *(DAEMON / "forecast").glob("*.py")])
 
 
 @pytest.mark.parametrize("path", SQL_FREE, ids=lambda p: f"{p.parent.name}/{p.name}")
