@@ -123,7 +123,11 @@ def _strike_line(group: StrikeGroup) -> Line:
     count = plural(len(group.names), "deployment")
     head = f"• {_when(group)}: {_what(group)} · {count}: "
     unacked = f" · {len(group.unacked)} not acknowledged" if group.unacked else ""
-    return Line(head + _names(group.names, NAMES_IN_BLOCKS) + unacked, head + _names(group.names, None) + unacked,
+    # an idle group's deployments share one sentence ("no traffic in 30 days: delete it ..."), said once
+    idle = f" · {_esc(next(iter(group.usage.values())))}" if group.idle and group.usage else ""
+    names = [name if group.idle or name not in group.usage else f"{name} ({group.usage[name]})"
+             for name in group.names]
+    return Line(head + _names(names, NAMES_IN_BLOCKS) + idle + unacked, head + _names(names, None) + idle + unacked,
                 len(group.names))
 
 
@@ -246,6 +250,9 @@ def summary(digest: Digest) -> str:
                 else "no change in the past 7 days")
     if digest.unacked_count:
         said.append(f"*{digest.unacked_count}* not acknowledged")
+    idle = sum(len(group.names) for section in digest.sections for group in section.groups if group.idle)
+    if idle:
+        said.append(f"*{idle}* idle (no traffic: delete instead of migrating)")
     if digest.unowned:
         said.append(f"*{sum(len(g.names) for g in digest.unowned)}* nobody owns")
     return " · ".join(said) + "."

@@ -76,7 +76,7 @@ def usage_sentence(usage: UsageSummary | None) -> str | None:
     if usage.requests_7d > 0:
         return f"{compact(usage.requests_7d)} {'request' if usage.requests_7d == 1 else 'requests'} in the last " \
                f"{BUSY_DAYS} days"
-    last = f" (last used {usage.last_used.isoformat()})" if usage.last_used else ""
+    last = f", last used {usage.last_used.isoformat()}" if usage.last_used else ""
     return f"no traffic in the last {BUSY_DAYS} days{last}"
 
 
