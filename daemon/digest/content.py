@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from daemon.digest.facts import UPCOMING, Change, ChangeKind, EstateFacts, Health, SourceFailure, Watched
-from daemon.lifecycle.usage import busy_first, usage_sentence
+from daemon.lifecycle.usage import UsageSummary, busy_first
 
 STAGE_ORDER = ("overdue", "critical", "urgent", "warning", "notice", UPCOMING)
 CONSEQUENCE_ORDER = ("outage", "forced-upgrade", "auto-upgrade")
@@ -39,7 +39,7 @@ class StrikeGroup:
     names: tuple[str, ...]  # the busiest first
     unacked: tuple[str, ...]  # those of ``names`` inside an alerting stage with no ack
     idle: bool = False  # every one of them had no traffic in [usage] idle_days
-    usage: Mapping[str, str] = field(default_factory=dict, hash=False)  # name -> how much it is used, if known
+    usage: Mapping[str, UsageSummary] = field(default_factory=dict, hash=False)  # name -> its usage, if known
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,10 @@ def strike_groups(watched: Iterable[Watched]) -> list[StrikeGroup]:
     groups = []
     for (stage, consequence, strikes_on, days_left, model, replacement, idle), items in buckets.items():
         items.sort(key=lambda i: (busy_first(i.usage), i.name))
-        said = {i.name: usage_sentence(i.usage) for i in items}
         groups.append(StrikeGroup(stage, consequence, strikes_on, days_left, model, replacement,
                                   tuple(i.name for i in items),
                                   tuple(i.name for i in items if i.alerting and not i.acked), idle,
-                                  {name: words for name, words in said.items() if words}))
+                                  {i.name: i.usage for i in items if i.usage is not None and i.usage.known}))
     return sorted(groups, key=lambda g: (g.idle, g.strikes_on, _stage_rank(g.stage),
                                          _consequence_rank(g.consequence), g.model, g.replacement or ""))
 

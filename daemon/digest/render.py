@@ -17,6 +17,7 @@ from typing import Any
 from daemon.digest.content import ChangeGroup, Digest, Scope, StrikeGroup, StrikeSection, TeamLine, UnownedGroup
 from daemon.digest.facts import UPCOMING, ChangeKind, SourceFailure
 from daemon.lifecycle import lifecycle_words
+from daemon.lifecycle.usage import usage_sentence, usage_words
 from daemon.notify.render import (
     HEADER_CHARS,
     MAX_BLOCKS,
@@ -123,9 +124,11 @@ def _strike_line(group: StrikeGroup) -> Line:
     count = plural(len(group.names), "deployment")
     head = f"• {_when(group)}: {_what(group)} · {count}: "
     unacked = f" · {len(group.unacked)} not acknowledged" if group.unacked else ""
-    # an idle group's deployments share one sentence ("no traffic in 30 days: delete it ..."), said once
-    idle = f" · {_esc(next(iter(group.usage.values())))}" if group.idle and group.usage else ""
-    names = [name if group.idle or name not in group.usage else f"{name} ({group.usage[name]})"
+    idle = ""  # an idle group's deployments share one sentence ("no traffic in 30 days: delete it ..."), said once
+    if group.idle and group.usage:
+        idle = f" · {_esc(usage_sentence(next(iter(group.usage.values()))) or '')}"
+    say = usage_sentence if len(group.names) == 1 else usage_words  # many names: "8.4K req/7d" each
+    names = [name if group.idle or name not in group.usage else f"{name} ({say(group.usage[name])})"
              for name in group.names]
     return Line(head + _names(names, NAMES_IN_BLOCKS) + idle + unacked, head + _names(names, None) + idle + unacked,
                 len(group.names))

@@ -10,9 +10,11 @@ errorCode}], namespace, resourceregion}``. Like Azure: the dimension's name come
 deployments with traffic in the timespan have a time series, ``top`` (default 10) cuts the time series of each
 metric silently, and an unknown metric, interval or filter is a 400.
 
-Traffic comes from each deployment's ``usage`` in the scenario: ``{"requests": [...], "tokens": [...]}``, one
-number per day, the last one for the day the timespan ends on (earlier days counted back; days before the list
-had none). ``{"requests": []}`` is a deployment nobody calls. A deployment without ``usage`` has
+Traffic comes from each deployment's ``usage`` in the scenario: ``{"requests": [...], "tokens": [...],
+"last_day": "YYYY-MM-DD"}``, one number per day, the last one for ``last_day`` (earlier days counted back; days
+before the list, and after ``last_day``, had none), so the same day reads the same whatever the timespan. Without
+``last_day`` the last number is for the day the timespan ends on: a steady pattern that moves with the clock.
+``{"requests": []}`` is a deployment nobody calls. A deployment without ``usage`` has
 :data:`DEFAULT_REQUESTS` requests (and :data:`DEFAULT_TOKENS` prompt tokens) every day: the steady traffic of a
 deployment in use, so estates written before usage existed keep meaning what they meant.
 """
@@ -130,7 +132,8 @@ def _figure(deployment: Mapping[str, Any], key: str, last: date, day: date) -> i
     usage = deployment.get("usage")
     if usage is None:
         return DEFAULT_REQUESTS if key == "requests" else DEFAULT_TOKENS
-    return daily(usage.get(key) or [], last, day)
+    anchor = date.fromisoformat(usage["last_day"]) if usage.get("last_day") else last
+    return daily(usage.get(key) or [], anchor, day)
 
 
 def _series(metadata: list[dict[str, Any]], days: Sequence[date], counts: Sequence[int], aggregations: set[str]

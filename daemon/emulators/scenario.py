@@ -23,7 +23,7 @@ Format (every key not listed here is passed through to the client untouched)::
           "deployments": [{"name": "chat", "sku": {"name": "Standard", "capacity": 10},
                            "properties": {"model": {"format", "name", "version", "publisher"?, "source"?},
                                           "versionUpgradeOption"?: "NoAutoUpgrade", ...},
-                           "usage"?: {"requests": [per-day ints], "tokens": [per-day ints]}}],
+                           "usage"?: {"requests": [per-day ints], "tokens": [...], "last_day"?: "{{today}}"}}],
           "models": [AccountModel, ...]         # the account's own model list (fine-tuned models live here)
         }]
       }]
@@ -172,9 +172,14 @@ def _check_usage(usage: Any, where: str) -> None:
         return
     if not isinstance(usage, Mapping):
         raise ScenarioError(f"{where}: expected {{\"requests\": [per-day counts], \"tokens\": [...]}}")
-    unknown = sorted(set(usage) - {"requests", "tokens"})
+    unknown = sorted(set(usage) - {"requests", "tokens", "last_day"})
     if unknown:
-        raise ScenarioError(f"{where}: unknown key {unknown[0]!r} (requests and tokens are known)")
+        raise ScenarioError(f"{where}: unknown key {unknown[0]!r} (requests, tokens and last_day are known)")
+    if usage.get("last_day") is not None:
+        try:
+            date.fromisoformat(str(usage["last_day"]))
+        except ValueError:
+            raise ScenarioError(f"{where}.last_day: expected a day, YYYY-MM-DD (or {{{{today}}}})") from None
     for key in ("requests", "tokens"):
         counts = usage.get(key, [])
         if not isinstance(counts, list) or not all(

@@ -80,6 +80,13 @@ def usage_sentence(usage: UsageSummary | None) -> str | None:
     return f"no traffic in the last {BUSY_DAYS} days{last}"
 
 
+def usage_words(usage: UsageSummary | None) -> str | None:
+    """The short form, for a list of many deployments: ``1.2M req/7d``, ``0 req/7d``, ``idle``."""
+    if usage is None or not usage.known or usage.requests_7d is None:
+        return None
+    return "idle" if usage.idle else f"{compact(usage.requests_7d)} req/{BUSY_DAYS}d"
+
+
 def busy_first(usage: UsageSummary | None) -> tuple[int, int]:
     """A sort key: busiest first, then the quiet, the unknown, and the idle last."""
     if usage is None or not usage.known or usage.requests_7d is None:
