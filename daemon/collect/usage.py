@@ -104,54 +104,40 @@ class UsagePlan:
         return [parse_metrics(body, account_id, first, self.today)]
 
 
-# -- the answer -------------------------------------------------------------------------------------------------------
+# -- the answer: Microsoft's shape, field by field ------------------------------------------------------------------
 
 
-def parse_metrics(body: Any, account_id: str, first_day: date, last_day: date) -> AccountUsage:
-    """One account's daily figures per deployment from a metrics answer covering ``first_day`` .. ``last_day``.
+@dataclass(frozen=True)
+class MetricPoint:
+    """One data point of one time series: the dimension's value (``None``: the series is not split), the bucket's
+    start, and the aggregation asked for (``None``: Azure left it out, the bucket had no data)."""
 
-    Raises :class:`UsageError` when the request counts cannot be trusted; token problems become ``issues``."""
+    series: str | None
+    at: datetime
+    value: float | None
+
+
+def metrics_by_name(body: Any) -> dict[str, Mapping[str, Any]]:
+    """The metrics of an answer (``value[]``), by ``name.value`` case-folded. Raises :class:`UsageError`."""
     if not isinstance(body, Mapping):
         raise UsageError("the metrics answer is not a JSON object")
-    interval = body.get("interval")
-    if interval is not None and (not isinstance(interval, str) or interval.upper() != "P1D"):
-        raise UsageError(f"interval is {interval!r}, not the daily P1D asked for")
     metrics = body.get("value")
     if not isinstance(metrics, list):
         raise UsageError("'value' is not a list of metrics")
-    found: dict[str, Any] = {}
+    found: dict[str, Mapping[str, Any]] = {}
     for i, metric in enumerate(metrics):
-        name = _text(_get(metric, "name", "value")) if isinstance(metric, Mapping) else None
-        if name is None:
+        name = _text(_get(metric, "name", "value"))
+        if name is None or not isinstance(metric, Mapping):
             raise UsageError(f"value[{i}] has no name.value")
         found.setdefault(name.casefold(), metric)
-    requests_metric = found.get(REQUESTS_METRIC.casefold())
-    if requests_metric is None:
-        raise UsageError(f"the answer has no {REQUESTS_METRIC} metric")
-    requests = _series(requests_metric, REQUESTS_METRIC, first_day, last_day)
-    tokens: dict[tuple[str, date], int] | None = None
-    issues: list[str] = []
-    tokens_metric = found.get(TOKENS_METRIC.casefold())
-    if tokens_metric is None:
-        issues.append(f"the answer has no {TOKENS_METRIC} metric: token figures unknown")
-    else:
-        try:
-            tokens = _series(tokens_metric, TOKENS_METRIC, first_day, last_day)
-        except UsageError as exc:
-            issues.append(f"{exc}: token figures unknown")
-    keys = set(requests) | set(tokens or {})
-    spelled = {name.casefold(): name for name, _ in sorted(keys)}
-    days = tuple(
-        DailyUsage(deployment=spelled[name.casefold()], day=day, requests=requests.get((name, day), 0),
-                   tokens=None if tokens is None else tokens.get((name, day), 0))
-        for name, day in sorted(keys, key=lambda k: (k[0].casefold(), k[1]))
-        if requests.get((name, day), 0) or (tokens or {}).get((name, day), 0))
-    return AccountUsage(account_id=account_id, first_day=first_day, last_day=last_day, days=_merged(days),
-                        issues=tuple(issues))
+    return found
 
 
-def _series(metric: Any, label: str, first_day: date, last_day: date) -> dict[tuple[str, date], int]:
-    """``(deployment, day) -> total`` for one metric; a deployment listed twice is added up."""
+def metric_points(metric: Mapping[str, Any], dimension: str | None, aggregation: str) -> list[MetricPoint]:
+    """Every point of one metric: ``errorCode`` other than Success, a series without the ``dimension`` in its
+    ``metadatavalues``, a ``timeStamp`` that is not a date and time or an ``aggregation`` value that is not a number
+    raise :class:`UsageError`."""
+    label = _text(_get(metric, "name", "value")) or "metric"
     code = _text(metric.get("errorCode"))
     if code is not None and code.casefold() != "success":
         message = _text(metric.get("errorMessage")) or "no message"
@@ -159,58 +145,99 @@ def _series(metric: Any, label: str, first_day: date, last_day: date) -> dict[tu
     series = metric.get("timeseries")
     if not isinstance(series, list):
         raise UsageError(f"{label}: 'timeseries' is not a list")
-    totals: dict[tuple[str, date], int] = {}
+    points = []
     for i, element in enumerate(series):
         where = f"{label}.timeseries[{i}]"
         if not isinstance(element, Mapping):
             raise UsageError(f"{where} is not an object")
-        deployment = _deployment_name(element.get("metadatavalues"), where)
+        name = _dimension_value(element.get("metadatavalues"), dimension, where) if dimension else None
         data = element.get("data", [])
         if not isinstance(data, list):
             raise UsageError(f"{where}.data is not a list")
-        for j, point in enumerate(data):
-            day, total = _point(point, f"{where}.data[{j}]")
-            if day < first_day or day > last_day:
-                continue  # outside what was asked (a bucket of the day before the window): not ours to store
-            key = (deployment, day)
-            totals[key] = totals.get(key, 0) + total
-    return totals
+        points += [_point(point, name, aggregation, f"{where}.data[{j}]") for j, point in enumerate(data)]
+    return points
 
 
-def _deployment_name(values: Any, where: str) -> str:
+def _dimension_value(values: Any, dimension: str, where: str) -> str:
     if not isinstance(values, list):
         raise UsageError(f"{where}.metadatavalues is not a list")
     for value in values:
         name = _text(_get(value, "name", "value"))
-        if name is not None and name.casefold() == DIMENSION.casefold():
-            deployment = _text(value.get("value"))
-            if not deployment:
-                raise UsageError(f"{where}: {DIMENSION} has no value")
-            return deployment
-    raise UsageError(f"{where} is not split by {DIMENSION}")
+        if name is not None and name.casefold() == dimension.casefold():  # Azure answers in lower case
+            found = _text(value.get("value"))
+            if not found:
+                raise UsageError(f"{where}: {dimension} has no value")
+            return found
+    raise UsageError(f"{where} is not split by {dimension}")
 
 
-def _point(point: Any, where: str) -> tuple[date, int]:
+def _point(point: Any, series: str | None, aggregation: str, where: str) -> MetricPoint:
     if not isinstance(point, Mapping):
         raise UsageError(f"{where} is not an object")
     stamp = point.get("timeStamp")
     if not isinstance(stamp, str):
         raise UsageError(f"{where}.timeStamp is missing")
     try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00").replace("z", "+00:00"))
+        moment = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise UsageError(f"{where}.timeStamp {stamp[:40]!r} is not a date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    if moment.time() != time(0):
-        raise UsageError(f"{where}.timeStamp {stamp[:40]!r} does not start a UTC day (P1D buckets do)")
-    total = point.get("total")
-    if total is None:  # Azure leaves the aggregation out of a bucket with no data
-        return moment.date(), 0
-    if isinstance(total, bool) or not isinstance(total, int | float) or not math.isfinite(total) or total < 0:
-        raise UsageError(f"{where}.total {str(total)[:40]!r} is not a count")
-    return moment.date(), round(total)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    value = point.get(aggregation)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not math.isfinite(value)):
+        raise UsageError(f"{where}.{aggregation} {str(value)[:40]!r} is not a number")
+    return MetricPoint(series, moment, None if value is None else float(value))
+
+
+# -- the answer: daily counts per deployment -------------------------------------------------------------------------
+
+
+def parse_metrics(body: Any, account_id: str, first_day: date, last_day: date) -> AccountUsage:
+    """One account's daily figures per deployment from a metrics answer covering ``first_day`` .. ``last_day``.
+
+    Raises :class:`UsageError` when the request counts cannot be trusted; token problems become ``issues``."""
+    interval = body.get("interval") if isinstance(body, Mapping) else None
+    if interval is not None and (not isinstance(interval, str) or interval.upper() != "P1D"):
+        raise UsageError(f"interval is {str(interval)[:40]!r}, not the daily P1D asked for")
+    found = metrics_by_name(body)
+    requests_metric = found.get(REQUESTS_METRIC.casefold())
+    if requests_metric is None:
+        raise UsageError(f"the answer has no {REQUESTS_METRIC} metric")
+    requests = _daily_counts(requests_metric, first_day, last_day)
+    tokens: dict[tuple[str, date], int] | None = None
+    issues: list[str] = []
+    tokens_metric = found.get(TOKENS_METRIC.casefold())
+    if tokens_metric is None:
+        issues.append(f"the answer has no {TOKENS_METRIC} metric: token figures unknown")
+    else:
+        try:
+            tokens = _daily_counts(tokens_metric, first_day, last_day)
+        except UsageError as exc:
+            issues.append(f"{exc}: token figures unknown")
+    keys = sorted(set(requests) | set(tokens or {}), key=lambda k: (k[0].casefold(), k[1]))
+    days = tuple(
+        DailyUsage(deployment=name, day=day, requests=requests.get((name, day), 0),
+                   tokens=None if tokens is None else tokens.get((name, day), 0))
+        for name, day in keys if requests.get((name, day), 0) or (tokens or {}).get((name, day), 0))
+    return AccountUsage(account_id=account_id, first_day=first_day, last_day=last_day, days=_merged(days),
+                        issues=tuple(issues))
+
+
+def _daily_counts(metric: Mapping[str, Any], first_day: date, last_day: date) -> dict[tuple[str, date], int]:
+    """``(deployment, day) -> total`` for one metric; a deployment listed twice is added up."""
+    totals: dict[tuple[str, date], int] = {}
+    for point in metric_points(metric, DIMENSION, "total"):
+        if point.at.time() != time(0):
+            raise UsageError(f"{point.series}: timeStamp {point.at.isoformat()} does not start a UTC day "
+                             "(P1D buckets do)")
+        if point.value is not None and point.value < 0:
+            raise UsageError(f"{point.series}: total {point.value:g} on {point.at.date()} is not a count")
+        day = point.at.date()
+        if point.series is None or day < first_day or day > last_day:
+            continue  # outside what was asked: not ours to store
+        key = (point.series, day)
+        totals[key] = totals.get(key, 0) + round(point.value or 0)
+    return totals
 
 
 def _merged(days: tuple[DailyUsage, ...]) -> tuple[DailyUsage, ...]:

@@ -88,12 +88,12 @@ def usage_words(usage: UsageSummary | None) -> str | None:
 
 
 def busy_first(usage: UsageSummary | None) -> tuple[int, int]:
-    """A sort key: busiest first, then the quiet, the unknown, and the idle last."""
+    """A sort key: busiest first; then the unknown (which may be busy), the quiet, and the idle last."""
     if usage is None or not usage.known or usage.requests_7d is None:
-        return (2, 0)
+        return (1, 0)
     if usage.idle:
         return (3, 0)
-    return (0 if usage.requests_7d > 0 else 1, -usage.requests_7d)
+    return (0, -usage.requests_7d) if usage.requests_7d > 0 else (2, 0)
 
 
 def policy_for(usage: UsageSummary | None, policy: EscalationPolicy, idle_policy: EscalationPolicy
