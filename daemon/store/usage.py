@@ -1,7 +1,7 @@
 """Daily traffic per deployment: written after each subscription of a poll, read back as a :class:`UsageIndex`.
 
 Inside the days an account's read covered, the answer is the whole truth: a deployment (or a day) it did not
-mention had no traffic, so the stored rows of those days are replaced, not merged. Days before a read are kept as
+mention had no traffic, so the stored rows of those days are replaced by the answer's. Days before a read are kept as
 stored (daily figures are final once the day is over) up to :data:`KEEP_DAYS`, Azure Monitor's own retention.
 """
 
@@ -11,15 +11,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.lifecycle.usage import UsageIndex, no_usage
 from daemon.records import AccountUsage, Failure
 from daemon.store.inventory import arm_key
-from daemon.store.schema import DeploymentUsageRow, UsageReadRow
+from daemon.store.schema import Base, DeploymentUsageRow, UsageReadRow
 
 KEEP_DAYS = 93
+USAGE_TABLE = Base.metadata.tables[DeploymentUsageRow.__tablename__]
 
 
 def deployment_key(account_id: str, deployment: str) -> str:
@@ -61,24 +62,18 @@ def _read_row(session: Session, account_key: str) -> UsageReadRow:
 
 
 def _store_account(session: Session, now: datetime, usage: AccountUsage) -> None:
+    """Replace the account's figures of the days the read covered (one DELETE, one multi-row INSERT: an answer
+    holds deployments x days rows, too many for the ORM's unit of work), drop what is older than KEEP_DAYS."""
     account = arm_key(usage.account_id)
-    in_window = (DeploymentUsageRow.account_key == account, DeploymentUsageRow.day >= usage.first_day,
-                 DeploymentUsageRow.day <= usage.last_day)
-    stored = {(row.deployment_key, row.day): row for row in session.scalars(select(DeploymentUsageRow)
-                                                                           .where(*in_window))}
-    for item in usage.days:
-        key = (deployment_key(usage.account_id, item.deployment), item.day)
-        row = stored.pop(key, None)
-        if row is None:
-            session.add(DeploymentUsageRow(deployment_key=key[0], day=item.day, account_key=account,
-                                           requests=item.requests, tokens=item.tokens, read_at=now))
-        elif (row.requests, row.tokens) != (item.requests, item.tokens):
-            row.requests, row.tokens, row.read_at = item.requests, item.tokens, now
-    for row in stored.values():  # not in the answer: no traffic that day after all
-        session.delete(row)
     session.execute(delete(DeploymentUsageRow).where(
         DeploymentUsageRow.account_key == account,
-        DeploymentUsageRow.day < usage.last_day - timedelta(days=KEEP_DAYS)))
+        or_(DeploymentUsageRow.day.between(usage.first_day, usage.last_day),
+            DeploymentUsageRow.day < usage.last_day - timedelta(days=KEEP_DAYS))))
+    rows = [{"deployment_key": deployment_key(usage.account_id, item.deployment), "day": item.day,
+             "account_key": account, "requests": item.requests, "tokens": item.tokens, "read_at": now}
+            for item in usage.days]
+    if rows:
+        session.connection().execute(insert(USAGE_TABLE), rows)  # Core: no ORM bookkeeping per row
     read = _read_row(session, account)
     contiguous = read.covered_from is not None and read.covered_to is not None and \
         usage.first_day <= read.covered_to + timedelta(days=1)
