@@ -167,7 +167,8 @@ def _check_account(account: Any, where: str) -> None:
 
 
 def _check_usage(usage: Any, where: str) -> None:
-    """Traffic for the metrics endpoint: per-day counts, the last one for the day a metrics request ends on."""
+    """Traffic for the metrics endpoint (daemon.emulators.metrics): per-day counts, the last one for ``last_day``
+    (default: the day a metrics request ends on)."""
     if usage is None:
         return
     if not isinstance(usage, Mapping):
