@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import report
+from daemon import report, usage
 from daemon.clock import Clock, FixedClock, SystemClock, parse_instant, today
 from daemon.config import Config, ConfigError, curated_dates, load_config
 from daemon.lifecycle import parse_scope_overrides
@@ -98,7 +98,8 @@ def cmd_status(ctx: Context) -> int:
     overrides = parse_scope_overrides(ctx.config.update_scopes)
     with sessions() as session:
         rows = report.status_rows(queries.current_deployments(session), queries.catalog(session),
-                                  today(ctx.clock), overrides, curated_dates(ctx.config))
+                                  today(ctx.clock), overrides, dates=curated_dates(ctx.config),
+                                  usage=usage.index(session, ctx.config, today(ctx.clock)))
         last = queries.last_poll(session)
     fmt = ctx.args.format
     if fmt == "json":

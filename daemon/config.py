@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -100,6 +101,29 @@ class StageThresholds(_Section):
         return _strictly_decreasing(value) if value is not None else None
 
 
+class IdlePolicyConfig(_Section):
+    """``[escalation.usage.idle]``: the whole policy for deployments with no traffic in ``[usage] idle_days``.
+
+    Its own thresholds, not merged with ``[escalation]``: a stage left out is not told (default: one notice)."""
+
+    notice: Days | None = 90
+    warning: Days | None = None
+    urgent: Days | None = None
+    critical: tuple[Days, ...] | None = None
+    overdue_repeat_days: Annotated[int, Field(ge=1, le=365)] = 30
+    # Route mentions (@team) on alerts about idle deployments.
+    mentions: bool = False
+
+    @field_validator("critical")
+    @classmethod
+    def _critical_decreasing(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        return _strictly_decreasing(value) if value is not None else None
+
+
+class UsageEscalationConfig(_Section):
+    idle: IdlePolicyConfig = IdlePolicyConfig()
+
+
 class EscalationConfig(_Section):
     notice: Days = 90
     warning: Days = 30
@@ -111,6 +135,8 @@ class EscalationConfig(_Section):
     # Where both name a stage, the earlier alert (more days) wins.
     consequence: dict[str, StageThresholds] = Field(default_factory=dict)
     scope: dict[str, StageThresholds] = Field(default_factory=dict)
+    # Deployments with no traffic (see [usage]) follow their own, gentler policy.
+    usage: UsageEscalationConfig = UsageEscalationConfig()
 
     @field_validator("critical")
     @classmethod
@@ -216,6 +242,28 @@ class DigestConfig(_Section):
     horizon_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
+class UsageConfig(_Section):
+    """``[usage]``: per-deployment traffic from Azure Monitor platform metrics, read with the same credential."""
+
+    enabled: bool = True
+    # "P1D": read each account's metrics at most once a UTC day ("P2D", ...: every N days); "poll": at every poll.
+    every: str = "P1D"
+    # A deployment with no request in this many days (up to Azure Monitor's 93 days of metrics) is idle.
+    idle_days: Annotated[int, Field(ge=1, le=93)] = 30
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        if value != "poll" and not re.fullmatch(r"P[1-9][0-9]{0,2}D", value):
+            raise ValueError('must be "poll" or whole days as an ISO 8601 duration, e.g. "P1D"')
+        return value
+
+    @property
+    def every_days(self) -> int | None:
+        """Days between two reads of an account; None: every poll."""
+        return None if self.every == "poll" else int(self.every[1:-1])
+
+
 def _duration(value: Any) -> Any:
     from daemon.service.schedule import parse_duration
 
@@ -309,6 +357,7 @@ class Config(BaseModel):
     routes: tuple[RouteConfig, ...] = ()
     testing: TestingConfig = TestingConfig()
     digest: DigestConfig = DigestConfig()
+    usage: UsageConfig = UsageConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     service: ServiceConfig = ServiceConfig()
     dates: DatesConfig = DatesConfig()
@@ -374,7 +423,8 @@ def parse_config(raw: Mapping[str, Any], source: str) -> Config:
         config = Config.model_validate({**raw, "source": source})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
-    problems = [*_scope_override_problems(config), *_threshold_problems(config.escalation)]
+    problems = [*_scope_override_problems(config), *_threshold_problems(config.escalation),
+                *_idle_threshold_problems(config.escalation.usage.idle)]
     if problems:
         raise ConfigError("\n".join(f"{source}: {problem}" for problem in problems))
     return config.model_copy(update={"curated_dates": _curated_rows(config.dates, source)})
@@ -486,6 +536,24 @@ def signing_secret(env: Mapping[str, str] | None = None) -> str | None:
     """``SLACK_SIGNING_SECRET`` (surrounding blanks dropped), or None when it is unset or blank."""
     value = (os.environ if env is None else env).get(ENV_SIGNING_SECRET, "").strip()
     return value or None
+
+def idle_policy_from_config(config: EscalationConfig) -> EscalationPolicy:
+    """``[escalation.usage.idle]`` as a policy of its own (no per-consequence or per-scope overrides)."""
+    idle = config.usage.idle
+    return EscalationPolicy(
+        base=Thresholds(idle.notice, idle.warning, idle.urgent, tuple(idle.critical) if idle.critical else None),
+        overdue_repeat_days=idle.overdue_repeat_days,
+        unsilenceable=frozenset(Stage(name) for name in config.unsilenceable),
+    )
+
+
+def _idle_threshold_problems(idle: IdlePolicyConfig) -> list[str]:
+    ordered = [(name, days) for name, days in (("notice", idle.notice), ("warning", idle.warning),
+                                               ("urgent", idle.urgent)) if days is not None]
+    ordered += [(f"critical[{i}]", days) for i, days in enumerate(idle.critical or ())]
+    return [f"escalation.usage.idle: {earlier} ({early} days) must be more than {later} ({late} days): thresholds "
+            "must decrease notice > warning > urgent > critical, or a stage is never told"
+            for (earlier, early), (later, late) in itertools.pairwise(ordered) if late >= early]
 
 
 def _apply_environment(config: Config, env: Mapping[str, str]) -> Config:

@@ -10,7 +10,7 @@ from typing import Any
 
 from azure.identity import ManagedIdentityCredential
 
-from daemon import report
+from daemon import report, usage
 from daemon.clock import Clock, today
 from daemon.config import parse_config
 from daemon.digest import DigestReport, run_digest
@@ -48,7 +48,7 @@ def run_demo(clock: Clock, *, keep_database: str | None = None, fmt: str = "tabl
             result = run_poll(config, clock, sessions, credential=credential)
             with sessions() as session:
                 rows = report.status_rows(queries.current_deployments(session), queries.catalog(session),
-                                          today(clock))
+                                          today(clock), usage=usage.index(session, config, today(clock)))
             if fmt == "table":
                 notified = run_notify(config, clock, sessions, SlackClient(config.slack, token=slack.token),
                                       wait_seconds=5)
@@ -83,8 +83,8 @@ def describe_slack(slack: SlackEmulator, notified: NotifyReport) -> str:
     for message in slack.messages():
         text = message.text.splitlines()
         key_lines = [line for line in text[1:]
-                     if line.startswith(("In ", "Today", "Tomorrow", "Tentative")) or "ago:" in line]
-        summary = [text[0], *key_lines[:2]]
+                     if line.startswith(("In ", "Today", "Tomorrow", "Tentative", "Usage:")) or "ago:" in line]
+        summary = [text[0], *key_lines[:3]]
         by_channel.setdefault(names.get(message.channel, message.channel), []).append(
             "\n".join(f"  {'*' if i == 0 else ' '} {line}" for i, line in enumerate(summary)))
     for channel, messages in sorted(by_channel.items()):

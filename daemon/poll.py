@@ -21,6 +21,7 @@ from daemon.records import DeploymentObservation, Failure, SubscriptionInventory
 from daemon.store.inventory import DiedHook, InventoryStore
 from daemon.store.poll_lock import poll_lock
 from daemon.store.schema import PollRow
+from daemon.usage import UsageRound
 
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 900.0  # a poll waits this long for another to finish before giving up
@@ -78,7 +79,8 @@ def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
             failure = Failure(None, "poll", "wait-for-poll", f"another poll held the poll lock for "
                               f"{lock_wait_seconds:.0f} s; this one read nothing (the next poll reads everything)")
             return PollReport(poll_id=store.record_skipped(clock.now(), failure), failures=[failure])
-        return _locked_poll(config, clock, store, credential, should_stop)
+        return _locked_poll(config, clock, store, credential, should_stop,
+                            UsageRound.start(config.usage, clock.now(), sessions))
 
 
 def _report_died(config: Config, now: datetime) -> DiedHook:
@@ -96,13 +98,13 @@ def _report_died(config: Config, now: datetime) -> DiedHook:
 
 
 def _locked_poll(config: Config, clock: Clock, store: InventoryStore, credential: TokenCredential | None,
-                 should_stop: Callable[[], bool] | None) -> PollReport:
+                 should_stop: Callable[[], bool] | None, usage: UsageRound) -> PollReport:
     started = clock.now()
     timer = time.monotonic()
     report = PollReport(poll_id=store.start_poll(started, on_died=_report_died(config, started)))
     clients = AzureClients(config.azure, credential)
     try:
-        collector = InventoryCollector(clients, config.azure)
+        collector = InventoryCollector(clients, config.azure, usage=usage.plan)
         try:
             subscriptions = collector.subscriptions()
         except CollectError as exc:
@@ -114,6 +116,7 @@ def _locked_poll(config: Config, clock: Clock, store: InventoryStore, credential
                     report.poll_id, clock.now(), (s.subscription_id for s in subscriptions))
         for inventory in collector.collect(subscriptions):
             written = store.record(report.poll_id, clock.now(), inventory, observe(inventory))
+            usage.record(clock.now(), inventory)
             report.subscriptions += 1
             report.accounts += written.accounts
             report.deployments += written.deployments

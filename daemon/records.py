@@ -122,6 +122,29 @@ class Failure:
     status_code: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """One deployment's traffic on one UTC day, from Azure Monitor (``AzureOpenAIRequests``,
+    ``ProcessedPromptTokens``; aggregation Total, interval P1D)."""
+
+    deployment: str  # the ModelDeploymentName, as Azure spelled it
+    day: date
+    requests: int
+    tokens: int | None  # None: the token metric could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUsage:
+    """What one metrics request said about one account's deployments over ``first_day`` .. ``last_day``: a
+    deployment (or a day) absent from ``days`` had no traffic."""
+
+    account_id: str
+    first_day: date
+    last_day: date
+    days: tuple[DailyUsage, ...] = ()
+    issues: tuple[str, ...] = ()  # parts that could not be read (the token figures); the request counts were
+
+
 @dataclass(slots=True)
 class SubscriptionInventory:
     """Everything one poll read about one subscription. ``None`` / missing keys mean "could not be read", which the
@@ -134,6 +157,7 @@ class SubscriptionInventory:
     catalog: list[CatalogModel] = field(default_factory=list)
     catalog_scopes_read: set[CatalogScope] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)
+    usage: dict[str, AccountUsage] = field(default_factory=dict)  # account id -> its usage, when read this poll
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 from daemon.lifecycle import Assessment, CatalogIndex, CuratedDates, ScopeOverrides, assess
+from daemon.lifecycle.usage import UsageIndex, UsageSummary, compact
 from daemon.records import CatalogModel, Deployment
 
 
@@ -45,13 +46,18 @@ class StatusRow:
     provisioning_state: str | None
     escalated: bool
     reason: str
+    # Usage (Azure Monitor): None when it could not be read, never 0 for "unknown".
+    requests_7d: int | None = None
+    requests_30d: int | None = None
+    last_used: str | None = None  # the last day with a request
+    idle: bool = False  # no request in [usage] idle_days
 
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def status_row(deployment: Deployment, assessment: Assessment) -> StatusRow:
+def status_row(deployment: Deployment, assessment: Assessment, usage: UsageSummary | None = None) -> StatusRow:
     return StatusRow(
         deployment_id=deployment.id, subscription_id=deployment.subscription_id,
         resource_group=deployment.resource_group, account=deployment.account_name, deployment=deployment.name,
@@ -70,15 +76,18 @@ def status_row(deployment: Deployment, assessment: Assessment) -> StatusRow:
         update_scope=assessment.update_scope.value if assessment.update_scope else None,
         manual_migration=assessment.manual_migration, fine_tune_retirement=_iso(assessment.fine_tune_retirement),
         provisioning_state=deployment.provisioning_state, escalated=assessment.escalate, reason=assessment.reason,
+        requests_7d=usage.requests_7d if usage else None, requests_30d=usage.requests_30d if usage else None,
+        last_used=_iso(usage.last_used) if usage else None, idle=usage.idle if usage else False,
     )
 
 
 def status_rows(deployments: Iterable[Deployment], catalog: Iterable[CatalogModel], today: date,
-                overrides: ScopeOverrides | None = None, dates: CuratedDates | None = None) -> list[StatusRow]:
+                overrides: ScopeOverrides | None = None, dates: CuratedDates | None = None,
+                usage: UsageIndex | None = None) -> list[StatusRow]:
     """Assess every deployment; soonest consequence first, deployments with nothing scheduled last. ``dates``: the
-    curated retirement dates beside the catalog's."""
+    curated retirement dates beside the catalog's; ``usage``: each deployment's traffic."""
     index = CatalogIndex(catalog, dates)
-    rows = [status_row(d, assess(d, index, today, overrides)) for d in deployments]
+    rows = [status_row(d, assess(d, index, today, overrides), usage.of(d) if usage else None) for d in deployments]
     rows.sort(key=lambda r: (not r.struck and r.strikes_on is None, r.strikes_on or "", r.account.casefold(),
                              r.deployment.casefold()))
     return rows
@@ -138,14 +147,21 @@ def _replacement(row: StatusRow) -> str:
     return f"{target} ({row.update_scope})" if row.update_scope else target
 
 
+def _requests(row: StatusRow) -> str:
+    """Requests in the last 7 days: ``1.2M``, ``0``, ``idle``; ``?`` when usage could not be read."""
+    if row.requests_7d is None:
+        return "?"
+    return "idle" if row.idle else compact(row.requests_7d)
+
+
 def to_table(rows: Sequence[StatusRow]) -> str:
     headers = ("STRIKES", "WHEN", "WHAT HAPPENS", "ACCOUNT", "DEPLOYMENT", "MODEL", "SKU", "UPGRADE OPTION",
-               "RETIRES", "REPLACEMENT (SCOPE)")
+               "RETIRES", "REPLACEMENT (SCOPE)", "REQ 7D")
     body = [
         (row.strikes_on or "-", _when(row),
          _what_happens(row),
          row.account, row.deployment, f"{row.model or '?'} {row.version or '?'}", row.sku or "-",
-         row.upgrade_option or "(default)", _retires(row), _replacement(row))
+         row.upgrade_option or "(default)", _retires(row), _replacement(row), _requests(row))
         for row in rows
     ]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *body, strict=False)]
@@ -172,4 +188,8 @@ def to_table(rows: Sequence[StatusRow]) -> str:
             names = ", ".join(f"{row.account}/{row.deployment}" for row in where[:3])
             more = f" and {len(where) - 3} more" if len(where) > 3 else ""
             lines.append(f"  {words}: {names}{more}")
+    idle = sum(1 for row in rows if row.idle)
+    if any(row.requests_7d is not None for row in rows):
+        lines.append(f"REQ 7D: requests in the last 7 days ('?': usage could not be read). {idle} idle (no request "
+                     "in [usage] idle_days): delete them instead of migrating.")
     return "\n".join(lines)

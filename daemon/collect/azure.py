@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -109,6 +110,12 @@ class ArmReader:
             items.extend(value)
             url = self._next(page.get("nextLink"), path, seen)
         return items
+
+    def get(self, path: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """One ``GET`` of ``path`` with ``query`` (which carries its own ``api-version``), as a JSON object. Raises
+        like :meth:`list`."""
+        encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        return self._get(f"{self.base_url}{urllib.parse.quote(path)}?{encoded}")
 
     def _get(self, url: str) -> dict[str, Any]:
         response = self._client.send_request(HttpRequest("GET", url, headers={"Accept": "application/json"}))

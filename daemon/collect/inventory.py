@@ -31,6 +31,7 @@ from daemon.collect.parse import (
     parse_deployment,
     parse_location_model,
 )
+from daemon.collect.usage import USAGE_OPERATION, UsagePlan
 from daemon.config import AzureConfig
 from daemon.records import (
     Account,
@@ -134,9 +135,10 @@ class _SubscriptionWork:
 class InventoryCollector:
     """Collects one poll; make a new one per poll (malformed fields are reported once per collector)."""
 
-    def __init__(self, clients: AzureClients, config: AzureConfig) -> None:
+    def __init__(self, clients: AzureClients, config: AzureConfig, usage: UsagePlan | None = None) -> None:
         self._clients = clients
         self._config = config
+        self._usage = usage  # which accounts' metrics to read this poll (None: none)
         self._kinds = {kind.casefold() for kind in config.account_kinds}
         self._reader: ArmReader | None = None
         self._reported: set[tuple[str, str, str]] = set()  # (operation, target, error) of item and field reports
@@ -222,6 +224,11 @@ class InventoryCollector:
         for location in sorted({account.location for account in accounts}):
             submit(work, self._location_models_task(work, location),
                    partial(self._catalog_listed, work, location_scope(location)))
+        usage = self._usage
+        for account in accounts:  # one metrics request per due account, in the same pool and read budget
+            if usage is not None and usage.due(account.id):
+                submit(work, partial(_guarded, work.subscription_id, account.id, USAGE_OPERATION,
+                                     partial(usage.read, work.reader, account.id)), partial(_usage_read, work))
 
     def _deployments_task(self, work: _SubscriptionWork, account: Account) -> Callable[[], _Outcome]:
         path = f"{account.id}/deployments"
@@ -276,6 +283,14 @@ class InventoryCollector:
 
 
 _Submit = Callable[[_SubscriptionWork, Callable[[], _Outcome], Callable[[_Outcome], None]], None]
+
+
+def _usage_read(work: _SubscriptionWork, outcome: _Outcome) -> None:
+    work.inventory.failures.extend(outcome.failures)
+    for usage in outcome.items:
+        work.inventory.usage[usage.account_id] = usage
+        work.inventory.failures.extend(Failure(work.subscription_id, usage.account_id, FIELD_OPERATION, issue)
+                                       for issue in usage.issues)
 
 
 def _merged(outcome: _Outcome) -> _Outcome:

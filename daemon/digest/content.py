@@ -8,12 +8,13 @@ model, version and deadline are one group, so 500 deployments on one model read 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
 from daemon.digest.facts import UPCOMING, Change, ChangeKind, EstateFacts, Health, SourceFailure, Watched
+from daemon.lifecycle.usage import UsageSummary, busy_first
 
 STAGE_ORDER = ("overdue", "critical", "urgent", "warning", "notice", UPCOMING)
 CONSEQUENCE_ORDER = ("outage", "forced-upgrade", "auto-upgrade")
@@ -35,8 +36,10 @@ class StrikeGroup:
     days_left: int
     model: str
     replacement: str | None
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # the busiest first
     unacked: tuple[str, ...]  # those of ``names`` inside an alerting stage with no ack
+    idle: bool = False  # every one of them had no traffic in [usage] idle_days
+    usage: Mapping[str, UsageSummary] = field(default_factory=dict, hash=False)  # name -> its usage, if known
 
 
 @dataclass(frozen=True)
@@ -123,18 +126,23 @@ def _consequence_rank(consequence: str) -> int:
 
 
 def strike_groups(watched: Iterable[Watched]) -> list[StrikeGroup]:
-    """Group the deployments inside the horizon; soonest deadline first."""
-    buckets: dict[tuple[str, str, date, int, str, str | None], list[Watched]] = defaultdict(list)
+    """Group the deployments inside the horizon: the busy before the idle (a migration to plan comes before a
+    deletion to make), then soonest deadline first; in a group, the busiest deployment first."""
+    buckets: dict[tuple[str, str, date, int, str, str | None, bool], list[Watched]] = defaultdict(list)
     for item in watched:
         if item.in_horizon and item.stage and item.strikes_on is not None and item.days_left is not None:
+            idle = item.usage is not None and item.usage.idle
             buckets[(item.stage, item.consequence, item.strikes_on, item.days_left, item.model,
-                     item.replacement)].append(item)
-    groups = [StrikeGroup(stage, consequence, strikes_on, days_left, model, replacement,
-                          tuple(sorted(i.name for i in items)),
-                          tuple(sorted(i.name for i in items if i.alerting and not i.acked)))
-              for (stage, consequence, strikes_on, days_left, model, replacement), items in buckets.items()]
-    return sorted(groups, key=lambda g: (g.strikes_on, _stage_rank(g.stage), _consequence_rank(g.consequence),
-                                         g.model, g.replacement or ""))
+                     item.replacement, idle)].append(item)
+    groups = []
+    for (stage, consequence, strikes_on, days_left, model, replacement, idle), items in buckets.items():
+        items.sort(key=lambda i: (busy_first(i.usage), i.name))
+        groups.append(StrikeGroup(stage, consequence, strikes_on, days_left, model, replacement,
+                                  tuple(i.name for i in items),
+                                  tuple(i.name for i in items if i.alerting and not i.acked), idle,
+                                  {i.name: i.usage for i in items if i.usage is not None and i.usage.known}))
+    return sorted(groups, key=lambda g: (g.idle, g.strikes_on, _stage_rank(g.stage),
+                                         _consequence_rank(g.consequence), g.model, g.replacement or ""))
 
 
 def strike_sections(groups: Sequence[StrikeGroup]) -> tuple[StrikeSection, ...]:

@@ -15,15 +15,17 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from daemon.config import Config, curated_dates, policy_from_config
+from daemon.config import Config, curated_dates, idle_policy_from_config, policy_from_config
 from daemon.lifecycle import CatalogIndex, ScopeOverrides, assess, parse_scope_overrides
 from daemon.lifecycle.escalation import EscalationPolicy, step_today
+from daemon.lifecycle.usage import UsageIndex, UsageSummary, policy_for
 from daemon.notify.routing import Router, RouteTarget, normalize_channel
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
 from daemon.store import digest as store
 from daemon.store.inventory import arm_key
 from daemon.store.schema import AckRow, EventRow
+from daemon.usage import index as usage_index
 
 CHANGE_WINDOW = timedelta(days=7)
 UPCOMING = "upcoming"  # inside the digest's horizon, not yet inside the first alerting threshold
@@ -66,6 +68,7 @@ class Watched:
     stage: str | None  # notice .. overdue, UPCOMING inside the horizon only, None beyond it or without a deadline
     replacement: str | None
     acked: bool
+    usage: UsageSummary | None = None  # how much it is used (None: not read)
 
     @property
     def in_horizon(self) -> bool:
@@ -150,10 +153,13 @@ def _ack_active(ack: AckRow | None, today: date) -> bool:
 
 def watch(deployments: Iterable[Deployment], accounts: Mapping[str, Account], catalog: CatalogIndex,
           router: Router, policy: EscalationPolicy, acks: Mapping[tuple[str, date | None], AckRow], today: date,
-          horizon_days: int, overrides: ScopeOverrides | None = None) -> list[Watched]:
+          horizon_days: int, overrides: ScopeOverrides | None = None, usage: UsageIndex | None = None,
+          idle_policy: EscalationPolicy | None = None) -> list[Watched]:
+    """Every deployment as the digest sees it; with ``usage``, an idle one's stage follows ``idle_policy``."""
     watched = []
     for deployment in deployments:
         key = arm_key(deployment.id)
+        summary = usage.of(deployment) if usage is not None else None
         assessment = assess(deployment, catalog, today, overrides)
         target = route(router, deployment, accounts.get(arm_key(deployment.account_id)))
         consequence = assessment.consequence.value
@@ -166,8 +172,10 @@ def watch(deployments: Iterable[Deployment], accounts: Mapping[str, Account], ca
             model=model_label(deployment.model_name, deployment.model_version), channel=target.channel,
             owned=target.owned, consequence=consequence, strikes_on=assessment.strikes_on,
             days_left=assessment.days_left,
-            stage=stage_of(policy, consequence, scope, assessment.days_left, today, horizon_days),
-            replacement=replacement, acked=_ack_active(acks.get((key, assessment.strikes_on)), today)))
+            stage=stage_of(policy_for(summary, policy, idle_policy or policy), consequence, scope,
+                           assessment.days_left, today, horizon_days),
+            replacement=replacement, acked=_ack_active(acks.get((key, assessment.strikes_on)), today),
+            usage=summary))
     return watched
 
 
@@ -222,7 +230,8 @@ def gather(session: Session, config: Config, now: datetime) -> EstateFacts:
     watched = watch(queries.current_deployments(session), accounts,
                     CatalogIndex(queries.catalog(session), curated_dates(config)), router,
                     policy_from_config(config.escalation), alerts.latest_acks(session), today,
-                    config.digest.horizon_days, overrides)
+                    config.digest.horizon_days, overrides, usage_index(session, config, today),
+                    idle_policy_from_config(config.escalation))
     events = store.deployment_events_between(session, _EVENT_KINDS, now - CHANGE_WINDOW, now)
     known = store.deployments_among(session, {event.subject_key for event in events})
     baseline = queries.first_poll_id(session)

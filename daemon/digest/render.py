@@ -17,6 +17,7 @@ from typing import Any
 from daemon.digest.content import ChangeGroup, Digest, Scope, StrikeGroup, StrikeSection, TeamLine, UnownedGroup
 from daemon.digest.facts import UPCOMING, ChangeKind, SourceFailure
 from daemon.lifecycle import lifecycle_words
+from daemon.lifecycle.usage import usage_sentence, usage_words
 from daemon.notify.render import (
     HEADER_CHARS,
     MAX_BLOCKS,
@@ -123,7 +124,13 @@ def _strike_line(group: StrikeGroup) -> Line:
     count = plural(len(group.names), "deployment")
     head = f"• {_when(group)}: {_what(group)} · {count}: "
     unacked = f" · {len(group.unacked)} not acknowledged" if group.unacked else ""
-    return Line(head + _names(group.names, NAMES_IN_BLOCKS) + unacked, head + _names(group.names, None) + unacked,
+    idle = ""  # an idle group's deployments share one sentence ("no traffic in 30 days: delete it ..."), said once
+    if group.idle and group.usage:
+        idle = f" · {_esc(usage_sentence(next(iter(group.usage.values()))) or '')}"
+    say = usage_sentence if len(group.names) == 1 else usage_words  # many names: "8.4K req/7d" each
+    names = [name if group.idle or name not in group.usage else f"{name} ({say(group.usage[name])})"
+             for name in group.names]
+    return Line(head + _names(names, NAMES_IN_BLOCKS) + idle + unacked, head + _names(names, None) + idle + unacked,
                 len(group.names))
 
 
@@ -246,6 +253,9 @@ def summary(digest: Digest) -> str:
                 else "no change in the past 7 days")
     if digest.unacked_count:
         said.append(f"*{digest.unacked_count}* not acknowledged")
+    idle = sum(len(group.names) for section in digest.sections for group in section.groups if group.idle)
+    if idle:
+        said.append(f"*{idle}* idle (no traffic: delete instead of migrating)")
     if digest.unowned:
         said.append(f"*{sum(len(g.names) for g in digest.unowned)}* nobody owns")
     return " · ".join(said) + "."

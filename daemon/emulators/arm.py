@@ -11,6 +11,7 @@ Served (paths match case-insensitively, like ARM; every list is paged, see ``pag
     GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts[/{acct}]
     GET .../accounts/{acct}/deployments[/{name}]
     GET .../accounts/{acct}/models
+    GET .../accounts/{acct}/providers/Microsoft.Insights/metrics   (Azure Monitor: see daemon.emulators.metrics)
 
 The estate is a scenario dict (format: :mod:`daemon.emulators.scenario`). Change it while the emulator runs with
 ``with arm.update() as estate: ...`` (under the emulator's lock; helpers in :mod:`daemon.emulators.scenario`) or
@@ -53,6 +54,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from daemon.emulators.metrics import metrics_answer
 from daemon.emulators.scenario import Scenario, ScenarioError, demo_estate, load_scenario, validate
 from daemon.emulators.server import serve, shutdown
 from daemon.emulators.tls import LocalCA, shared_ca
@@ -585,6 +587,8 @@ class ArmEmulator:
         skip = (query.get("$skipToken") or query.get("$skiptoken") or ["0"])[0]
         if not skip.isdigit():
             return 400, {}, _error("InvalidSkipToken", f"The $skipToken '{skip}' is not valid.")
+        if len(segments) > 3 and segments[-3:] == ["providers", "microsoft.insights", "metrics"]:
+            return self._metrics(segments, path.strip("/").split("/"), query)
         with self._lock:
             found = self._find(segments, path.strip("/").split("/"))
             if not isinstance(found, _Found):
@@ -641,6 +645,19 @@ class ArmEmulator:
             return _Found(paged=False, payload=one)
         return _not_found(segments)
 
+    def _metrics(self, segments: list[str], raw: list[str], query: dict[str, list[str]]) -> Answer:
+        """Azure Monitor's metrics of an account (the only resource here that has them)."""
+        with self._lock:
+            found = self._find(segments[:-3], raw[:-3])
+            if not isinstance(found, _Found):
+                return found
+            if found.paged or found.payload.get("type") != "Microsoft.CognitiveServices/accounts":
+                return _not_found(segments)
+            account_id = found.payload["id"]
+            account = next(a for sub, a in _accounts(self._scenario)
+                           if self._account_id(sub, a).casefold() == account_id.casefold())
+            return metrics_answer(copy.deepcopy(account), account_id, query)
+
     def _subscription(self, subscription_id: str) -> dict[str, Any] | None:
         for sub in self._scenario.get("subscriptions", []):
             if str(sub["subscriptionId"]).casefold() == subscription_id:
@@ -688,11 +705,18 @@ class ArmEmulator:
     def _deployment_json(self, sub: dict[str, Any], account: dict[str, Any], deployment: dict[str, Any]
                          ) -> dict[str, Any]:
         body = dict(deployment)
+        body.pop("usage", None)  # the scenario's traffic, served by the metrics endpoint only
         body["id"] = f"{self._account_id(sub, account)}/deployments/{deployment['name']}"
         body["type"] = "Microsoft.CognitiveServices/accounts/deployments"
         if isinstance(body.get("properties"), dict) and "provisioningState" not in body["properties"]:
             body["properties"] = {**body["properties"], "provisioningState": "Succeeded"}
         return body
+
+
+def _accounts(scenario: Scenario) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for sub in scenario.get("subscriptions", []):
+        for account in sub.get("accounts", []):
+            yield sub, account
 
 
 def _audience(resource: str) -> str:

@@ -22,7 +22,8 @@ Format (every key not listed here is passed through to the client untouched)::
           "properties": {...},                  # optional: merged over {provisioningState, endpoint}
           "deployments": [{"name": "chat", "sku": {"name": "Standard", "capacity": 10},
                            "properties": {"model": {"format", "name", "version", "publisher"?, "source"?},
-                                          "versionUpgradeOption"?: "NoAutoUpgrade", ...}}],
+                                          "versionUpgradeOption"?: "NoAutoUpgrade", ...},
+                           "usage"?: {"requests": [per-day ints], "tokens": [...], "last_day"?: "{{today}}"}}],
           "models": [AccountModel, ...]         # the account's own model list (fine-tuned models live here)
         }]
       }]
@@ -162,6 +163,29 @@ def _check_account(account: Any, where: str) -> None:
         if deployment["name"].casefold() in names:
             raise ScenarioError(f"{where}.deployments[{k}]: deployment {deployment['name']} is listed twice")
         names.add(deployment["name"].casefold())
+        _check_usage(deployment.get("usage"), f"{where}.deployments[{k}].usage")
+
+
+def _check_usage(usage: Any, where: str) -> None:
+    """Traffic for the metrics endpoint (daemon.emulators.metrics): per-day counts, the last one for ``last_day``
+    (default: the day a metrics request ends on)."""
+    if usage is None:
+        return
+    if not isinstance(usage, Mapping):
+        raise ScenarioError(f"{where}: expected {{\"requests\": [per-day counts], \"tokens\": [...]}}")
+    unknown = sorted(set(usage) - {"requests", "tokens", "last_day"})
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key {unknown[0]!r} (requests, tokens and last_day are known)")
+    if usage.get("last_day") is not None:
+        try:
+            date.fromisoformat(str(usage["last_day"]))
+        except ValueError:
+            raise ScenarioError(f"{where}.last_day: expected a day, YYYY-MM-DD (or {{{{today}}}})") from None
+    for key in ("requests", "tokens"):
+        counts = usage.get(key, [])
+        if not isinstance(counts, list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+            raise ScenarioError(f"{where}.{key}: expected a list of counts (integers >= 0), one per day")
 
 
 # -- finding and changing parts of a scenario (in place) ---------------------------------------------------------------

@@ -26,6 +26,7 @@ from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
 from daemon.notify import conflicts, ops
 from daemon.notify.render import AlertView, MessageKind, in_days, render_alert, render_parent
 from daemon.notify.routing import Router, RouteTarget
+from daemon.notify.usage_policy import UsagePolicy
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
 from daemon.store.inventory import arm_key
@@ -74,6 +75,7 @@ class Planner:
         threads = alerts.open_threads(session)
         sent = _sent_by_deadline(session)
         acks = alerts.latest_acks(session)
+        self._usage = UsagePolicy.load(session, self._config, today)
         current: dict[str, tuple[Deployment, Assessment]] = {}
         for deployment in queries.current_deployments(session):
             current[arm_key(deployment.id)] = (deployment, assess(deployment, index, today, self._overrides))
@@ -102,7 +104,8 @@ class Planner:
         scope = assessment.update_scope.value if assessment.update_scope else None
         already = sent.get((key, deadline), _Sent(frozenset(), None))
         ack = acks.get((key, deadline))
-        decision = decide(self._policy, consequence=assessment.consequence.value, scope=scope,
+        policy = self._usage.policy(deployment, self._policy)  # an idle one follows [escalation.usage.idle]
+        decision = decide(policy, consequence=assessment.consequence.value, scope=scope,
                           days_left=assessment.days_left, today=today, sent_keys=already.keys,
                           struck=assessment.struck, date_pending=assessment.date_pending,
                           escalate=assessment.escalate,
@@ -277,7 +280,7 @@ class Planner:
 
     def _view(self, kind: MessageKind, deployment: Deployment, assessment: Assessment, target: RouteTarget,
               stage: str | None, alert_key: str) -> AlertView:
-        return AlertView(
+        return self._usage.view(AlertView(
             kind=kind, stage=stage, deployment_id=deployment.id, subscription_id=deployment.subscription_id,
             resource_group=deployment.resource_group, account=deployment.account_name, deployment=deployment.name,
             location=deployment.location, model=deployment.model_name, version=deployment.model_version,
@@ -291,7 +294,7 @@ class Planner:
             manual_migration=assessment.manual_migration, mentions=tuple(target.mentions.get(stage or "", ())),
             detail=None, alert_key=alert_key, manual_reason=assessment.manual_reason,
             lifecycle=assessment.lifecycle, struck=assessment.struck, date_pending=assessment.date_pending,
-            date_model=assessment.date_model, replacement_refused=assessment.replacement_refused)
+            date_model=assessment.date_model, replacement_refused=assessment.replacement_refused), deployment)
 
 
 def _change_words(event: EventRow) -> str:

@@ -85,6 +85,7 @@ class AlertView:
     date_pending: bool = False  # a retirement is announced without a date
     date_model: str | None = None  # the base model whose dates a fine-tune inherits
     replacement_refused: str | None = None
+    usage: str | None = None  # how much the deployment is used ("1.2M requests in the last 7 days"), if known
     # Operational messages only: what went wrong (a stable name) and when it was first seen (ISO 8601).
     problem: str = ""
     first_seen: str = ""
@@ -238,8 +239,14 @@ def situation(view: AlertView) -> list[str]:
     if view.replacement_model or view.update_scope:
         scope = _SCOPE_WORDS.get(view.update_scope or "unknown", f"a {view.update_scope} update")
         paragraphs.append(f"Replacement: {_replacement(view)}, {scope}.")
+    paragraphs += usage_paragraph(view)
     date_sentence = _date_sentence(view)
     return [*paragraphs, date_sentence] if date_sentence else paragraphs
+
+
+def usage_paragraph(view: AlertView) -> list[str]:
+    """Which deployments matter: a busy one is a migration to plan, an idle one a deletion to make."""
+    return [f"Usage: {view.usage}."] if view.usage else []
 
 
 def _where(view: AlertView) -> str:

@@ -27,6 +27,7 @@ from daemon.store import lease as leases
 from daemon.store import units
 from daemon.store.inventory import Fenced, InventoryStore, WriteResult
 from daemon.store.schema import PollFailureRow, PollRow
+from daemon.usage import UsageRound
 
 log = logging.getLogger("retirewatch.service")
 Fence = Callable[[Session], bool]
@@ -104,11 +105,13 @@ def _work_claims(config: Config, clock: Clock, sessions: sessionmaker[Session], 
     renewer = _Renewer(sessions, open_claims, lease)
     renewer.start()
     clients = AzureClients(config.azure, credential)
+    usage = UsageRound.start(config.usage, clock.now(), sessions)
     try:
-        collector = InventoryCollector(clients, config.azure)
+        collector = InventoryCollector(clients, config.azure, usage=usage.plan)
         for inventory in collector.collect([c.subscription for c in claims]):
             claim = by_subscription[inventory.subscription.subscription_id]
-            _record(clock, sessions, store, claim, inventory, report)
+            if _record(clock, sessions, store, claim, inventory, report):
+                usage.record(clock.now(), inventory)  # daily figures, replaced by day: safe to write again
             open_claims.pop(claim.subscription.subscription_id, None)
             if should_stop():
                 break
@@ -121,7 +124,7 @@ def _work_claims(config: Config, clock: Clock, sessions: sessionmaker[Session], 
 
 
 def _record(clock: Clock, sessions: sessionmaker[Session], store: InventoryStore, claim: units.Claim,
-            inventory: SubscriptionInventory, report: UnitsReport) -> None:
+            inventory: SubscriptionInventory, report: UnitsReport) -> bool:
     now = clock.now()
     finished: list[PollRow] = []
 
@@ -147,10 +150,11 @@ def _record(clock: Clock, sessions: sessionmaker[Session], store: InventoryStore
         report.lost += 1
         log.warning("subscription %s: another replica took this unit over (this one was too slow or stopped): "
                     "recorded nothing", claim.subscription.subscription_id, extra={"event": "unit_lost"})
-        return
+        return False
     report.recorded += 1
     report.failures.extend(inventory.failures)
     report.finished.extend(finished)
+    return True
 
 
 class _Renewer:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -312,3 +313,29 @@ class PollUnitRow(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+class DeploymentUsageRow(Base):
+    """One deployment's traffic on one UTC day (Azure Monitor, daily totals). Only days with traffic are stored:
+    inside the days its account's reads covered (``usage_reads``), a missing row is a day without traffic."""
+
+    __tablename__ = "deployment_usage"
+
+    deployment_key: Mapped[str] = mapped_column(ArmId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    account_key: Mapped[str] = mapped_column(ArmId, index=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    tokens: Mapped[int | None] = mapped_column(BigInteger)  # None: the token metric could not be read
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class UsageReadRow(Base):
+    """The last metrics reads of one account: what they covered, and whether the latest one failed."""
+
+    __tablename__ = "usage_reads"
+
+    account_key: Mapped[str] = mapped_column(ArmId, primary_key=True)
+    covered_from: Mapped[date | None] = mapped_column(Date)  # first day of the unbroken run of days read
+    covered_to: Mapped[date | None] = mapped_column(Date)  # the day of the last successful read
+    last_ok_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
