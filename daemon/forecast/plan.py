@@ -20,11 +20,11 @@ Then the one "fine-tuning ends" message of a fine-tuned deployment, from the fir
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
-from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess
+from daemon.lifecycle import Assessment, CatalogIndex, CuratedDates, ScopeOverrides, assess
 from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
 from daemon.notify.render import MessageKind
 from daemon.notify.routing import Router, normalize_channel
@@ -129,12 +129,14 @@ def window(start: date, days: int) -> Iterator[date]:
 
 
 def forecast(snapshot: Snapshot, *, policy: EscalationPolicy, router: Router, overrides: ScopeOverrides | None,
-             start: date, days: int) -> Forecast:
+             start: date, days: int, dates: CuratedDates | None = None,
+             policy_of: Callable[[Deployment, EscalationPolicy], EscalationPolicy] | None = None) -> Forecast:
     """Every message ``notify`` would send from ``start`` for ``days`` days (``start`` included), in order, and
-    every deadline that strikes in the window or is alerted about in it."""
+    every deadline that strikes in the window or is alerted about in it. ``dates``: the curated retirement dates
+    notify also reads; ``policy_of``: the policy a deployment follows (an idle one its own, as notify decides)."""
     if days < 1:
         raise ValueError("the forecast needs a window of at least one day")
-    index = CatalogIndex(snapshot.catalog)
+    index = CatalogIndex(snapshot.catalog, dates)
     end = start + timedelta(days=days - 1)
     items: list[ForecastItem] = []
     deadlines: dict[tuple[str, date], Deadline] = {}
@@ -146,7 +148,8 @@ def forecast(snapshot: Snapshot, *, policy: EscalationPolicy, router: Router, ov
                               account=deployment.account_name, deployment=deployment.name,
                               tags=account.tags if account else {})
         channels.add(target.channel)
-        walk = _Walk(snapshot, policy, key, deployment, target.channel, snapshot.threads.get(key))
+        own = policy_of(deployment, policy) if policy_of is not None else policy
+        walk = _Walk(snapshot, own, key, deployment, target.channel, snapshot.threads.get(key))
         for day in window(start, days):
             assessment = assess(deployment, index, day, overrides)
             told = walk.day(day, assessment)

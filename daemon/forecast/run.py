@@ -10,11 +10,12 @@ from datetime import UTC
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock, today
-from daemon.config import Config, policy_from_config
+from daemon.config import Config, curated_dates, policy_from_config
 from daemon.forecast.ics import to_ics
 from daemon.forecast.plan import Forecast, forecast
 from daemon.lifecycle import parse_scope_overrides
 from daemon.notify.routing import Router, normalize_channel
+from daemon.notify.usage_policy import UsagePolicy
 from daemon.store import forecast as store
 
 DEFAULT_DAYS = 90
@@ -24,12 +25,14 @@ MAX_DAYS = 3660
 def build_forecast(config: Config, clock: Clock, sessions: sessionmaker[Session], *, days: int = DEFAULT_DAYS,
                    channel: str | None = None) -> Forecast:
     """The forecast from today (the clock's day, UTC) for ``days`` days; only ``channel``'s when given."""
+    start = today(clock)
     with sessions() as session:
         snapshot = store.snapshot(session)
+        usage = UsagePolicy.load(session, config, start)  # as of today: "had nothing changed"
         session.rollback()  # nothing was written; end the read transaction at once
     result = forecast(snapshot, policy=policy_from_config(config.escalation),
                       router=Router(config.routes, config.slack), overrides=parse_scope_overrides(config.update_scopes),
-                      start=today(clock), days=days)
+                      start=start, days=days, dates=curated_dates(config), policy_of=usage.policy)
     return result.for_channel(channel) if channel is not None else result
 
 
