@@ -353,6 +353,15 @@ class SlackEmulator:
             return [c for c in self._calls
                     if (method is None or c.method == method) and (channel is None or c.channel == wanted)]
 
+    def rate_limited(self) -> dict[str, int]:
+        """Channel id -> how many calls naming it were answered HTTP 429 (the enforced rate or a ``ratelimit``)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for call in self._calls:
+                if call.status == 429 and call.channel is not None:
+                    counts[call.channel] = counts.get(call.channel, 0) + 1
+            return counts
+
     # -- serving one request ---------------------------------------------------------------------------------------
 
     def _serve(self, method: str, params: dict[str, Any], token: str | None) -> _Reply | None:
