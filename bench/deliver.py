@@ -1,7 +1,8 @@
 """What delivering a big outbox costs: many due alerts over many channels, against the Slack emulator enforcing
 Slack's pace of one message a second per channel (HTTP 429 with Retry-After beyond it).
 
-Run: .venv/bin/python bench/deliver.py [--alerts 2000] [--channels 20] [--rate 1.0] [--lanes 20] [--database URL]
+Run: .venv/bin/python bench/deliver.py [--alerts 2000] [--channels 20] [--rate 1.0] [--lanes 20]
+     [--interleaved] [--postgres]
 Prints figures from one run; it is not a test. The pacing bound is what the busiest channel needs alone at Slack's
 pace (alerts per channel / rate): every channel delivered in parallel needs no more, one after the other needs
 (channels) times more. The emulator runs in the same process, so the wall time includes its work.
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from daemon.emulators.slack import SlackEmulator
 from daemon.notify.deliver import Deliverer
 from daemon.notify.slack import SlackClient
 from daemon.store import alerts, database
+from tests import postgres
 from tests.integration.outbox import fill_outbox
 
 
@@ -34,17 +37,26 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=20)
     parser.add_argument("--rate", type=float, default=1.0, help="messages per second per channel (Slack: 1)")
     parser.add_argument("--lanes", type=int, default=20, help="slack.max_parallel_channels")
-    parser.add_argument("--database", help="a database URL (default: a scratch SQLite file); it must be empty")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="queue one message of each channel in turn (default: channel after channel, as the "
+                             "planner writes them account by account)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a scratch database on the tests' PostgreSQL server (default: a scratch SQLite file)")
     args = parser.parse_args()
 
     per_channel = args.alerts // args.channels
     clock = FixedClock(datetime.now(UTC))
-    with tempfile.TemporaryDirectory() as scratch, SlackEmulator() as slack:
-        url = args.database or f"sqlite:///{scratch}/bench.sqlite"
+    with ExitStack() as stack:
+        slack = stack.enter_context(SlackEmulator())
+        if args.postgres:
+            url = stack.enter_context(postgres.scratch_database(stack.enter_context(postgres.admin_server())))
+        else:
+            url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite"
         engine = database.make_engine(url)
         database.upgrade(engine)
         sessions = database.session_factory(engine)
-        queued = fill_outbox(sessions, clock.now(), channels=args.channels, per_channel=per_channel)
+        queued = fill_outbox(sessions, clock.now(), channels=args.channels, per_channel=per_channel,
+                             interleaved=args.interleaved)
         slack.enforce_rate(args.rate)
         client = SlackClient(SlackConfig(api_url=slack.api_url, ca_bundle=slack.ca_bundle_path), token=slack.token)
         deliverer = Deliverer(sessions, client, clock, messages_per_second=args.rate,
@@ -65,7 +77,8 @@ def main() -> None:
 
     bound = per_channel / args.rate
     print(f"delivery: {len(queued)} alerts over {args.channels} channels, {args.rate:g} msg/s per channel, "
-          f"{min(args.lanes, args.channels)} lanes, {engine.dialect.name}")
+          f"{min(args.lanes, args.channels)} lanes, {engine.dialect.name}, queued "
+          f"{'interleaved' if args.interleaved else 'channel after channel'}")
     print(f"  pacing bound  {bound:8.1f} s   (one channel's {per_channel} messages at {args.rate:g}/s)")
     print(f"  serial bound  {bound * args.channels:8.1f} s   (the channels one after the other)")
     print(f"  wall          {wall:8.1f} s")

@@ -92,7 +92,7 @@ def test_channels_are_delivered_in_parallel_each_at_its_pace(sessions: sessionma
 
 def test_a_429_holds_its_channel_until_retry_after_then_keeps_the_order(
         sessions: sessionmaker[Session], clock: FixedClock, slack: SlackEmulator) -> None:
-    queued = fill_outbox(sessions, clock.now(), channels=CHANNELS, per_channel=PER_CHANNEL // 2)
+    queued = fill_outbox(sessions, clock.now(), channels=CHANNELS, per_channel=PER_CHANNEL // 2, interleaved=True)
     for index in (0, 3):  # Slack throttles two channels once, for a second
         slack.ratelimit("chat.postMessage", channel_name(index), times=1, retry_after=1)
     report, wall = timed(lambda: deliverer(sessions, slack, clock).run(wait_seconds=10))
