@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import FixedClock
-from daemon.config import SlackConfig
+from daemon.config import ConfigError, SlackConfig, parse_config
 from daemon.emulators.slack import Message, SlackEmulator
 from daemon.notify.deliver import Deliverer, DeliveryReport, lanes_of
+from daemon.notify.run import deliver_outbox
 from daemon.notify.slack import SlackClient
 from daemon.store import alerts
 from tests.integration.outbox import Queued, channel_name, fill_outbox
@@ -133,7 +134,10 @@ def test_lanes_are_bounded_by_max_parallel_channels(sessions: sessionmaker[Sessi
     per_channel, rate = 5, 10.0
     slack.enforce_rate(rate)
     queued = fill_outbox(sessions, clock.now(), channels=CHANNELS, per_channel=per_channel)
-    report, wall = timed(deliverer(sessions, slack, clock, rate=rate, lanes=2).run)
+    config = parse_config({"slack": {"api_url": slack.api_url, "ca_bundle": slack.ca_bundle_path,
+                                     "messages_per_second": rate, "max_parallel_channels": 2}}, "<test>")
+    client = SlackClient(config.slack, token=slack.token)
+    report, wall = timed(lambda: deliver_outbox(config, clock, sessions, client))  # as notify and the service do
 
     assert report.sent == len(queued)
     check_delivered(slack, sessions, queued)
@@ -158,6 +162,13 @@ def test_should_stop_ends_every_lane_after_its_message(sessions: sessionmaker[Se
     assert alerts.SENDING not in statuses, "a lane left a message claimed"
     assert 0 < report.sent == statuses.count(alerts.SENT) == len(slack.messages()) < len(queued)
     assert len({m.channel for m in slack.messages()}) == CHANNELS, "every channel had started"
+
+
+@pytest.mark.parametrize("lanes", [0, 65, "many"])
+def test_max_parallel_channels_is_checked(lanes: object) -> None:
+    assert parse_config({}, "<test>").slack.max_parallel_channels == 20
+    with pytest.raises(ConfigError, match=r"slack\.max_parallel_channels"):
+        parse_config({"slack": {"max_parallel_channels": lanes}}, "<test>")
 
 
 def test_one_slack_channel_queued_under_two_spellings_is_one_lane() -> None:
