@@ -86,8 +86,8 @@ def main() -> None:
     print(f"  throughput    {len(queued) / wall:8.1f} msg/s")
     print(f"  429s          {sum(throttled.values()):8d}     in {len(throttled)} channel(s), most in one: "
           f"{max(throttled.values(), default=0)}")
-    print(f"  lost          {lost:8d}")
-    print(f"  doubled       {doubled:8d}")
+    print(f"  lost          {lost:8d}     (not in Slack when the run ended)")
+    print(f"  doubled       {doubled:8d}     (in Slack more than once)")
     print(f"  report        sent {report.sent}, retried {report.retried}, failed {report.failed}; "
           f"outbox {dict(statuses)}")
 
