@@ -172,6 +172,8 @@ class SlackConfig(_Section):
     portal_url: str = "https://portal.azure.com"
     # Messages per second per channel (Slack allows about one, with short bursts).
     messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    # Channels delivered to at once, each paced at messages_per_second (one worker thread each).
+    max_parallel_channels: Annotated[int, Field(ge=1, le=64)] = 20
     timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
     # An alert still unsent this many minutes after it was queued is reported once as an operational problem.

@@ -109,6 +109,7 @@ def run_digest(config: Config, clock: Clock, sessions: sessionmaker[Session], sl
             queued[key] = (digest, before)
     if slack is not None and any(before != alerts.SENT for _, before in queued.values()):
         deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
+                              max_parallel_channels=config.slack.max_parallel_channels,
                               max_attempts=config.slack.max_attempts, lease=delivery_lease(config),
                               on_permanent_failure=DeliveryFailureReporter(ops_channel(config), now))
         report.delivery = deliverer.run(wait_seconds=DELIVERY_WAIT_SECONDS)

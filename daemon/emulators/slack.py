@@ -277,13 +277,13 @@ class SlackEmulator:
         """Hold the answer of matching calls for ``seconds`` (then answer normally)."""
         self._add(_Fault("delay", method, None, times, seconds=seconds))
 
-    def crash_after_accept(self, method: str = "chat.postMessage", *, times: int = 1,
+    def crash_after_accept(self, method: str = "chat.postMessage", channel: str | None = None, *, times: int = 1,
                            hang: float | None = 30.0) -> None:
         """Do the call (store the message), then hold the answer ``hang`` seconds (None: until stop) and close the
         connection without answering: the client never learns the ts, as when a process dies between Slack's accept
         and its own record. ``hang=0`` drops at once, which slack_sdk's default retry handler answers by sending the
-        same request again."""
-        self._add(_Fault("crash", method, None, times, seconds=hang))
+        same request again. ``channel``: only calls naming it."""
+        self._add(_Fault("crash", method, self._fault_channel(channel), times, seconds=hang))
 
     def enforce_rate(self, per_second: float | None = 1.0, *, burst: int = 1,
                      method: str = "chat.postMessage") -> None:
@@ -406,6 +406,14 @@ class SlackEmulator:
         body = interaction_body(self.block_actions(message, action_id, user_id=user_id, user_name=user_name))
         when = int(self._clock()) if timestamp is None else timestamp
         return body, sign_request(body, self.signing_secret, when)
+    def rate_limited(self) -> dict[str, int]:
+        """Channel id -> how many calls naming it were answered HTTP 429 (the enforced rate or a ``ratelimit``)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for call in self._calls:
+                if call.status == 429 and call.channel is not None:
+                    counts[call.channel] = counts.get(call.channel, 0) + 1
+            return counts
 
     # -- serving one request ---------------------------------------------------------------------------------------
 

@@ -2,15 +2,23 @@
 
 A row is claimed with a lease before it is sent and recorded after, so a crash either leaves the row claimable
 again (nothing lost) or, if Slack had accepted the message, lets the next attempt find it by its metadata in the
-channel (nothing repeated). Waiting for a 429's ``Retry-After`` or a backoff is a column (``next_attempt_at``),
-never a sleeping thread; only the polite per-channel pacing sleeps.
+channel (nothing repeated). Waiting for a backoff is a column (``next_attempt_at``), never a sleeping thread.
+
+Slack paces ``chat.postMessage`` per channel (about one message a second each), so channels are delivered in
+parallel: one lane (a worker thread with its own database sessions) per channel that has messages due, at most
+``max_parallel_channels`` at once. A lane sends its channel's messages oldest first, at most ``messages_per_second``
+(counted from Slack's answer to the previous one, so the next request cannot reach Slack early); a thread's replies
+are in the same channel as its first message and queued after it, so they follow it. A 429 pauses the lane until the
+message falls due again (its ``Retry-After``), then that message goes first again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,6 +26,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock
+from daemon.notify.routing import normalize_channel
 from daemon.notify.slack import SlackClient, SlackMessage, SlackResult, Verdict, api_error, backoff_seconds
 from daemon.store import alerts
 from daemon.store.schema import AlertRow, AlertThreadRow
@@ -25,6 +34,9 @@ from daemon.store.schema import AlertRow, AlertThreadRow
 log = logging.getLogger(__name__)
 PARENT_UPDATE = "parent_update"
 OperationalHook = Callable[[Session, AlertRow, str], None]
+DEFAULT_PARALLEL_CHANNELS = 20  # slack.max_parallel_channels
+LANE_BATCH = 50  # ids a lane reads at once (it reads again after a batch, or after a 429)
+POLL_SECONDS = 0.5  # how often the run looks for channels newly due, and asks should_stop
 
 
 @dataclass
@@ -37,6 +49,13 @@ class DeliveryReport:
     # Set when Slack refused the app itself (revoked token, missing scope): the run stopped there and every
     # message is still pending, with no attempt counted.
     unavailable: str | None = None
+
+    def add(self, other: DeliveryReport) -> None:
+        """Add one lane's counts to the run's."""
+        self.sent, self.recovered = self.sent + other.sent, self.recovered + other.recovered
+        self.retried, self.failed = self.retried + other.retried, self.failed + other.failed
+        self.errors.extend(other.errors)
+        self.unavailable = self.unavailable or other.unavailable
 
 
 @dataclass(frozen=True)
@@ -56,62 +75,169 @@ class _RunClock:
         return self._base + timedelta(seconds=time.monotonic() - self._start)
 
 
+class _Run:
+    """What the lanes of one run share: the clock, the stop signal, the report (added to under a lock), and the
+    channels Slack rate-limited (lane -> monotonic time its ``Retry-After`` ends)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = _RunClock(clock)
+        self.stop = threading.Event()
+        # Set at Slack's first answer that is not about the app itself: until then one lane probes alone, so a
+        # revoked token costs one call per run, not one per channel.
+        self.answered = threading.Event()
+        # Set by a lane that ends or that got the first answer: the run looks at its lanes again at once.
+        self.wake = threading.Event()
+        self.report = DeliveryReport()
+        self._blocked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, report: DeliveryReport) -> None:
+        with self._lock:
+            self.report.add(report)
+
+    def block(self, lane: str, seconds: float) -> None:
+        with self._lock:
+            self._blocked[lane] = time.monotonic() + seconds
+
+    def blocked_for(self, lane: str) -> float:
+        """Seconds until the lane may send again after a 429 (0: it may now)."""
+        with self._lock:
+            return max(0.0, self._blocked.get(lane, 0.0) - time.monotonic())
+
+
+def lanes_of(channels: Sequence[str]) -> dict[str, list[str]]:
+    """Channels as queued, grouped by the Slack channel they name (``#Team`` and ``team`` are one), in order."""
+    lanes: dict[str, list[str]] = {}
+    for channel in channels:
+        lanes.setdefault(normalize_channel(channel) or channel, []).append(channel)
+    return lanes
+
+
 class Deliverer:
     def __init__(self, sessions: sessionmaker[Session], slack: SlackClient, clock: Clock, *,
-                 messages_per_second: float = 1.0, max_attempts: int = 8,
-                 lease: timedelta = timedelta(minutes=5), on_permanent_failure: OperationalHook | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 messages_per_second: float = 1.0, max_parallel_channels: int = DEFAULT_PARALLEL_CHANNELS,
+                 max_attempts: int = 8, lease: timedelta = timedelta(minutes=5),
+                 on_permanent_failure: OperationalHook | None = None) -> None:
         self._sessions, self._slack, self._clock = sessions, slack, clock
         self._interval = 1.0 / messages_per_second
+        self._max_lanes = max(1, max_parallel_channels)
         self._max_attempts, self._lease = max_attempts, lease
         self._on_permanent_failure = on_permanent_failure
-        self._sleep = sleep
-        self._last_post: dict[str, float] = {}
+        self._last_post: dict[str, float] = {}  # lane -> when Slack answered its last send (monotonic)
 
     def run(self, *, wait_seconds: float = 0.0, should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
-        """Send everything due; keep going while something becomes due within ``wait_seconds``. ``should_stop`` is
-        asked between messages (the service shutting down): what is left stays in the outbox."""
-        report, clock = DeliveryReport(), _RunClock(self._clock)
+        """Send everything due, channels in parallel; keep going while something becomes due within
+        ``wait_seconds``. ``should_stop`` is asked every ``POLL_SECONDS`` (the service shutting down): each lane
+        ends after the message it is sending, and what is left stays in the outbox."""
+        run = _Run(self._clock)
         deadline = time.monotonic() + wait_seconds
-        while True:
-            with self._sessions() as session:
-                ids = alerts.due_ids(session, clock.now())
-            for alert_id in ids:
+        lanes: dict[str, Future[None]] = {}
+        pool = ThreadPoolExecutor(max_workers=self._max_lanes, thread_name_prefix="deliver")
+        try:
+            while True:
+                run.wake.clear()
                 if should_stop is not None and should_stop():
-                    return report
-                self._deliver_one(alert_id, clock, report)
-                if report.unavailable is not None:
-                    return report
-            if ids:
-                continue
-            wait = self._seconds_until_next_due(clock)
-            if wait is None or time.monotonic() + wait > deadline:
-                return report
-            self._sleep(max(wait, 0.05))
+                    run.stop.set()
+                for lane, future in list(lanes.items()):
+                    if future.done():
+                        del lanes[lane]
+                        future.result()  # a lane's exception (the database went away) ends the run
+                if run.stop.is_set():
+                    break
+                self._start_lanes(pool, lanes, run)
+                if lanes:
+                    run.wake.wait(POLL_SECONDS)
+                    continue
+                seconds = self._seconds_until_next_due(run)
+                if seconds is None or time.monotonic() + seconds > deadline:
+                    break
+                time.sleep(min(max(seconds, 0.05), POLL_SECONDS))
+        finally:
+            run.stop.set()
+            pool.shutdown(wait=True)
+        for future in lanes.values():
+            future.result()
+        return run.report
 
-    def _seconds_until_next_due(self, clock: _RunClock) -> float | None:
+    def _start_lanes(self, pool: ThreadPoolExecutor, lanes: dict[str, Future[None]], run: _Run) -> None:
+        most = self._max_lanes if run.answered.is_set() else 1
+        if len(lanes) >= most:
+            return
         with self._sessions() as session:
-            upcoming = alerts.next_due_at(session)
-        if upcoming is None:
-            return None
-        return (_aware(upcoming) - clock.now()).total_seconds()
+            channels = alerts.due_channels(session, run.clock.now())
+        for lane, queued_as in lanes_of(channels).items():
+            if len(lanes) >= most:
+                return
+            if lane not in lanes and not run.blocked_for(lane):
+                lanes[lane] = pool.submit(self._lane, lane, queued_as, run)
+
+    def _lane(self, lane: str, queued_as: list[str], run: _Run) -> None:
+        """Deliver one channel's due messages, oldest first, paced; return when none is due (or on stop)."""
+        report = DeliveryReport()
+        try:
+            while not run.stop.is_set():
+                with self._sessions() as session:
+                    ids = alerts.due_ids_in(session, queued_as, run.clock.now(), limit=LANE_BATCH)
+                if not ids:
+                    return
+                for alert_id in ids:
+                    self._pace(lane, run.stop)
+                    if run.stop.is_set():
+                        return
+                    result = self._deliver_one(alert_id, lane, run.clock, report)
+                    if result is None:
+                        continue
+                    if result.verdict is Verdict.UNAVAILABLE:  # the app itself: every lane stops
+                        run.stop.set()
+                        return
+                    if not run.answered.is_set():
+                        run.answered.set()
+                        run.wake.set()
+                    if result.verdict is Verdict.RETRY and result.retry_after is not None:
+                        # Rate limited: the channel waits until the message is due again (the run starts the lane
+                        # again then, if it is still running), and that message goes first.
+                        run.block(lane, result.retry_after)
+                        return
+        finally:
+            run.add(report)
+            run.wake.set()
+
+    def _pace(self, lane: str, stop: threading.Event) -> None:
+        last = self._last_post.get(lane)
+        if last is not None:
+            wait_for = self._interval - (time.monotonic() - last)
+            if wait_for > 0:
+                stop.wait(wait_for)
+
+    def _seconds_until_next_due(self, run: _Run) -> float | None:
+        """Until a channel has a message it may send (due, and not rate-limited); None: nothing is pending."""
+        with self._sessions() as session:
+            upcoming = alerts.next_due_by_channel(session)
+        now, soonest = run.clock.now(), None
+        for lane, queued_as in lanes_of(list(upcoming)).items():
+            due = min(_aware(upcoming[channel]) for channel in queued_as)
+            seconds = max((due - now).total_seconds(), run.blocked_for(lane))
+            soonest = seconds if soonest is None else min(soonest, seconds)
+        return soonest
 
     # -- one row -------------------------------------------------------------------------------------------------
 
-    def _deliver_one(self, alert_id: int, clock: _RunClock, report: DeliveryReport) -> None:
+    def _deliver_one(self, alert_id: int, lane: str, clock: _RunClock, report: DeliveryReport) -> SlackResult | None:
+        """Claim, send (or find an uncertain earlier send), record. Returns Slack's answer (None: Slack was not
+        asked: another process has the row, or it waits for its thread's first message, or cannot be sent)."""
         with self._sessions.begin() as session:
             claimed = alerts.claim(session, alert_id, clock.now(), self._lease)
             if claimed is None:
-                return
+                return None
             row, uncertain_since = claimed
             thread = alerts.find_thread(session, row.thread_id) if row.thread_id else None
             target = self._target(session, row, thread)
         if target is None:
             self._postpone(alert_id, clock, "waiting for the thread's first message")
-            return
+            return None
         if isinstance(target, _NoTarget):
             self._give_up(alert_id, target.reason)
-            return
+            return None
         channel, thread_ts = target
         result = None
         if uncertain_since is not None and row.kind != PARENT_UPDATE:
@@ -119,10 +245,11 @@ class Deliverer:
             if result is not None and result.verdict is Verdict.SENT:
                 report.recovered += 1
         if result is None:
-            result = self._send(row, channel, thread_ts)
+            result = self._send(row, channel, thread_ts, lane)
             if result.verdict is Verdict.SENT:
                 report.sent += 1
         self._record(alert_id, result, clock, report)
+        return result
 
     def _target(self, session: Session, row: AlertRow,
                 thread: AlertThreadRow | None) -> tuple[str, str | None] | _NoTarget | None:
@@ -158,22 +285,17 @@ class Deliverer:
             log.info("alert %s was already posted (ts %s): recorded, not sent again", row.key, found.ts)
         return found
 
-    def _send(self, row: AlertRow, channel: str, thread_ts: str | None) -> SlackResult:
+    def _send(self, row: AlertRow, channel: str, thread_ts: str | None, lane: str) -> SlackResult:
+        """One call to Slack; the lane's pace counts from its answer (the lane waited before the claim)."""
         message = SlackMessage(text=row.message["text"], blocks=row.message.get("blocks") or [],
                                metadata=row.message.get("metadata") or {})
-        self._pace(channel)
-        if row.kind == PARENT_UPDATE:
-            assert thread_ts is not None
-            return self._slack.update(channel, thread_ts, message)
-        return self._slack.post(channel, message, thread_ts=thread_ts, broadcast=row.broadcast)
-
-    def _pace(self, channel: str) -> None:
-        last = self._last_post.get(channel)
-        if last is not None:
-            wait = self._interval - (time.monotonic() - last)
-            if wait > 0:
-                self._sleep(wait)
-        self._last_post[channel] = time.monotonic()
+        try:
+            if row.kind == PARENT_UPDATE:
+                assert thread_ts is not None
+                return self._slack.update(channel, thread_ts, message)
+            return self._slack.post(channel, message, thread_ts=thread_ts, broadcast=row.broadcast)
+        finally:
+            self._last_post[lane] = time.monotonic()
 
     # -- recording -----------------------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ def deliver_outbox(config: Config, clock: Clock, sessions: sessionmaker[Session]
                    wait_seconds: float = 0.0, should_stop: Callable[[], bool] | None = None) -> DeliveryReport:
     """Deliver what the outbox holds (the service's retry pass, and the second half of ``notify``)."""
     deliverer = Deliverer(sessions, slack, clock, messages_per_second=config.slack.messages_per_second,
+                          max_parallel_channels=config.slack.max_parallel_channels,
                           max_attempts=config.slack.max_attempts, lease=delivery_lease(config),
                           on_permanent_failure=DeliveryFailureReporter(ops_channel(config), clock.now()))
     return deliverer.run(wait_seconds=wait_seconds, should_stop=should_stop)

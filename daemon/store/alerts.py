@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -297,3 +297,31 @@ def sent_message_at(session: Session, channel_id: str, ts: str) -> dict[str, Any
     return session.scalar(select(AlertRow.message).where(
         AlertRow.channel_id == channel_id, AlertRow.ts == ts, AlertRow.status == SENT)
         .order_by(AlertRow.id.desc()).limit(1))
+# -- delivery, one lane per channel -----------------------------------------------------------------------------
+
+
+def _ready(now: datetime) -> ColumnElement[bool]:
+    """Ready to send (pending and due) or abandoned mid-send (lease expired): what :func:`due_ids` selects."""
+    return or_(and_(AlertRow.status == PENDING, AlertRow.next_attempt_at <= now),
+               and_(AlertRow.status == SENDING, AlertRow.lease_until < now))
+
+
+def due_channels(session: Session, now: datetime) -> list[str]:
+    """The channels (as queued) that have rows ready to send, the one whose oldest ready row is oldest first."""
+    oldest = func.min(AlertRow.id)
+    query = select(AlertRow.channel, oldest).where(_ready(now)).group_by(AlertRow.channel).order_by(oldest)
+    return [row[0] for row in session.execute(query)]
+
+
+def due_ids_in(session: Session, channels: Sequence[str], now: datetime, limit: int = 100) -> list[int]:
+    """The rows of ``channels`` ready to send, oldest first (as :func:`due_ids`, for one channel's lane)."""
+    query = (select(AlertRow.id).where(AlertRow.channel.in_(list(channels)), _ready(now))
+             .order_by(AlertRow.id).limit(limit))
+    return list(session.scalars(query))
+
+
+def next_due_by_channel(session: Session) -> dict[str, datetime]:
+    """When each channel's earliest pending row falls due (channels with nothing pending are absent)."""
+    query = (select(AlertRow.channel, func.min(AlertRow.next_attempt_at)).where(AlertRow.status == PENDING)
+             .group_by(AlertRow.channel))
+    return {row[0]: row[1] for row in session.execute(query)}
