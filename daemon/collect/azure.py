@@ -1,18 +1,20 @@
 """The one place that builds Azure clients: credential, token audience, transport, timeouts and retries.
 
-Subscriptions are listed with the SDK's ``SubscriptionClient``; every Microsoft.CognitiveServices list (accounts,
-deployments, location and account models) is read as raw JSON through :class:`ArmReader`, an
-``azure.mgmt.core.ARMPipelineClient`` with the same policies, so the collector parses it field by field: the SDK's
-model classes reject a whole page over one odd item (a date without a time part) and cost CPU on every item.
+Every list (subscriptions, and the Microsoft.CognitiveServices accounts, deployments, location and account models)
+is read as raw JSON through :class:`ArmReader`, an ``azure.mgmt.core.ARMPipelineClient`` with the policies of the
+SDK's management clients, so the collector parses it field by field: the SDK's model classes reject a whole page
+over one odd item (a date without a time part) and cost CPU on every item (and seconds of imports).
 
 Defaults in azure-core would let one sick subscription hold a worker for many minutes (10 retries, ``Retry-After``
 slept in full, 300 s timeouts) and would discard pooled connections beyond 10 per host; every client built here
-shares one transport whose pool fits the configured concurrency, with explicit timeouts and a capped retry.
+shares one transport whose pool fits the configured concurrency, with explicit timeouts and a capped retry. The
+environment (proxies, CA bundle) is read once per poll, not on every request as ``requests`` would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.parse
 from typing import Any
@@ -44,7 +46,6 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.core import ARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
-from azure.mgmt.resource.subscriptions import SubscriptionClient
 
 from daemon.config import AzureConfig
 
@@ -76,6 +77,7 @@ class RequestCounter:
 
 
 API_VERSION = "2025-09-01"  # Microsoft.CognitiveServices; the first stable version with per-SKU dates
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"  # Microsoft.Resources/subscriptions
 
 
 class MalformedResponse(ValueError):
@@ -151,6 +153,11 @@ class AzureClients:
         self.credential = credential or build_credential(config)
         self.requests = RequestCounter()
         self._session = requests.Session()
+        # requests looks up proxies, .netrc and CA bundles in the environment on every request when trust_env is
+        # on; the environment does not change during a poll, so read it once here.
+        self._session.trust_env = False
+        self._proxies = {scheme: url for scheme, url in requests.utils.get_environ_proxies(
+            config.resource_manager_endpoint).items() if scheme in ("http", "https", "all", "no")}
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=4, pool_maxsize=config.max_concurrency + 2, max_retries=0
         )
@@ -160,8 +167,9 @@ class AzureClients:
             session_owner=False,
             connection_timeout=config.timeout_seconds,
             read_timeout=config.timeout_seconds,
-            connection_verify=config.ca_bundle or True,
+            connection_verify=config.ca_bundle or _environment_ca_bundle() or True,
         )
+        self._pipeline: ARMPipelineClient[Any, Any] | None = None
 
     def _retry_policy(self) -> CappedRetryPolicy:
         config = self._config
@@ -177,19 +185,24 @@ class AzureClients:
     def _scope(self) -> str:
         return f"{self._config.audience}/.default"
 
-    def subscriptions(self) -> SubscriptionClient:
-        return SubscriptionClient(
-            self.credential, base_url=self._config.resource_manager_endpoint, credential_scopes=[self._scope],
-            transport=self._transport, retry_policy=self._retry_policy(), raw_request_hook=self.requests)
+    def subscriptions(self) -> ArmReader:
+        """The raw-JSON reader for ``/subscriptions`` (Microsoft.Resources' API version)."""
+        return ArmReader(self._pipeline_client(), self._config.resource_manager_endpoint, SUBSCRIPTIONS_API_VERSION)
 
     def arm(self) -> ArmReader:
-        """The raw-JSON reader: the policies the SDK's management clients use, in their order, minus the
-        deserialisation (``ContentDecodePolicy``) and the automatic resource-provider registration (a write)."""
+        """The raw-JSON reader for Microsoft.CognitiveServices lists."""
+        return ArmReader(self._pipeline_client(), self._config.resource_manager_endpoint)
+
+    def _pipeline_client(self) -> ARMPipelineClient[Any, Any]:
+        """The policies the SDK's management clients use, in their order, minus the deserialisation
+        (``ContentDecodePolicy``) and the automatic resource-provider registration (a write)."""
+        if self._pipeline is not None:
+            return self._pipeline
         policies: list[Any] = [
             RequestIdPolicy(),
             HeadersPolicy(),
             UserAgentPolicy(sdk_moniker="retirewatch"),
-            ProxyPolicy(),
+            ProxyPolicy(proxies=self._proxies or None),
             RedirectPolicy(),
             self._retry_policy(),
             ARMChallengeAuthenticationPolicy(self.credential, self._scope),
@@ -199,15 +212,20 @@ class AzureClients:
             SensitiveHeaderCleanupPolicy(),
             ARMHttpLoggingPolicy(),
         ]
-        client: ARMPipelineClient[Any, Any] = ARMPipelineClient(
+        self._pipeline = ARMPipelineClient(
             base_url=self._config.resource_manager_endpoint, policies=policies, transport=self._transport)
-        return ArmReader(client, self._config.resource_manager_endpoint)
+        return self._pipeline
 
     def close(self) -> None:
         self._session.close()
         close = getattr(self.credential, "close", None)
         if callable(close):
             close()
+
+
+def _environment_ca_bundle() -> str | None:
+    """The CA bundle ``requests`` would take from the environment (it no longer looks on every request)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 def build_credential(config: AzureConfig) -> TokenCredential:

@@ -22,7 +22,6 @@ from daemon.collect.azure import ArmReader, AzureClients
 from daemon.collect.parse import (
     Parsed,
     ParseError,
-    enum_text,
     item_label,
     merge_catalog,
     normalise_location,
@@ -145,15 +144,15 @@ class InventoryCollector:
         """The configured subscriptions, or every one the credential can list."""
         if self._config.subscriptions:
             return [Subscription(subscription_id=sub) for sub in self._config.subscriptions]
-        client = self._clients.subscriptions()
-        outcome = _guarded(None, "/subscriptions", "list-subscriptions", client.subscriptions.list)
+        reader = self._clients.subscriptions()
+        outcome = _guarded(None, "/subscriptions", "list-subscriptions", partial(reader.list, "/subscriptions"))
         if outcome.failures:
             raise CollectError(f"cannot list subscriptions: {outcome.failures[0].error}")
         return [
-            Subscription(subscription_id=sub.subscription_id, display_name=sub.display_name,
-                         state=enum_text(sub.state))
+            Subscription(subscription_id=str(sub["subscriptionId"]), display_name=_text_or_none(sub.get("displayName")),
+                         state=_text_or_none(sub.get("state")))
             for sub in outcome.items
-            if sub.subscription_id
+            if isinstance(sub, dict) and sub.get("subscriptionId")
         ]
 
     def collect(self, subscriptions: Iterable[Subscription]) -> Iterator[SubscriptionInventory]:
@@ -273,6 +272,10 @@ class InventoryCollector:
             work.subscription_id, account.id, "list-account-models", partial(work.reader.list, path),
             partial(parse_account_model, scope=account.id),
             report_as=path, report_subscription=work.subscription_id))
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 _Submit = Callable[[_SubscriptionWork, Callable[[], _Outcome], Callable[[_Outcome], None]], None]
