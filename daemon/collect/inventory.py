@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
@@ -155,7 +155,7 @@ class InventoryCollector:
             if isinstance(sub, dict) and sub.get("subscriptionId")
         ]
 
-    def collect(self, subscriptions: Iterable[Subscription]) -> Iterator[SubscriptionInventory]:
+    def collect(self, subscriptions: Iterable[Subscription]) -> Generator[SubscriptionInventory, None, None]:
         queue = deque(subscriptions)
         max_open = max(4, 2 * self._config.max_concurrency)
         pending: dict[Future[_Outcome], tuple[_SubscriptionWork, Callable[[_Outcome], None]]] = {}
