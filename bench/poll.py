@@ -142,6 +142,7 @@ class Emulator:
 @dataclass
 class Run:
     seconds: float
+    cpu: float  # user + system seconds
     rss_mb: float
     requests: int
     output: str
@@ -162,7 +163,7 @@ def measure(command: Sequence[str], env: dict[str, str], emulator: Emulator | No
     if process.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} exited {process.returncode}:\n{output}")
     requests = emulator.ask("requests")["requests"] if emulator is not None else 0
-    return Run(seconds, usage.ru_maxrss / 1024, requests, output)
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, requests, output)
 
 
 # -- the leanest client (run as `bench/poll.py floor`) -----------------------------------------------------------------
@@ -325,8 +326,7 @@ class Figures:
     latency_bound: float
     first: Run
     again: Run
-    floor_rss: float
-    floor_requests: int
+    floor_run: Run
     sequential: Run | None
 
     @property
@@ -347,7 +347,6 @@ def compare(shape: tuple[int, int, int], args: argparse.Namespace, scratch: Path
         startup = min(measure([*retirewatch(), "--help"], env).seconds for _ in range(3))
         base, ca = emulator.info["base_url"], emulator.info["ca_bundle"]
         firsts, agains, floors = [], [], []
-        floor_rss, floor_requests = 0.0, 0
         for attempt in range(repeat):
             if args.database_url:
                 reset_postgres(args.database_url)
@@ -359,7 +358,6 @@ def compare(shape: tuple[int, int, int], args: argparse.Namespace, scratch: Path
             floor_run = measure([sys.executable, __file__, "floor", "--base-url", base, "--ca-bundle", ca], env,
                                 emulator)
             floors.append(json.loads(floor_run.output.strip().splitlines()[-1])["seconds"])
-            floor_rss, floor_requests = floor_run.rss_mb, floor_run.requests
             firsts.append(measure(command, env, emulator))
             agains.append(measure(command, env, emulator))
             for run in (firsts[-1], agains[-1]):
@@ -373,7 +371,7 @@ def compare(shape: tuple[int, int, int], args: argparse.Namespace, scratch: Path
         emulator.close()
     rounds = -(-minimal // 32)  # 32 connections: that many round trips at the least
     return Figures(deployments, minimal, startup, statistics.median(floors), rounds * args.latency,
-                   _median(firsts), _median(agains), floor_rss, floor_requests, sequential_run)
+                   _median(firsts), _median(agains), floor_run, sequential_run)
 
 
 def _median(runs: list[Run]) -> Run:
@@ -427,21 +425,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         f = main_run
         print(f"\n{f.deployments} deployments ({shape(args.deployments)[0]} subscriptions x 5 accounts x 20), "
               f"minimal request set {f.minimal}")
-        print(f"{'':34} {'seconds':>8} {'x floor':>8} {'requests':>9} {'x minimal':>10} {'peak RSS MB':>12}")
+        print(f"{'':34} {'seconds':>8} {'x floor':>8} {'requests':>9} {'x minimal':>10} {'peak RSS MB':>12} "
+              f"{'CPU s':>6}")
 
-        def line(name: str, seconds: float, requests: int | None = None, rss: float | None = None) -> None:
-            req = f"{requests:>9} {requests / f.minimal:>10.2f}" if requests is not None else f"{'':>9} {'':>10}"
-            print(f"{name:34} {seconds:>8.2f} {seconds / f.floor:>8.2f} {req} "
-                  f"{'' if rss is None else f'{rss:>12.0f}'}")
+        def line(name: str, seconds: float, run: Run | None = None) -> None:
+            req = f"{run.requests:>9} {run.requests / f.minimal:>10.2f} {run.rss_mb:>12.0f} {run.cpu:>6.2f}" \
+                if run is not None else ""
+            print(f"{name:34} {seconds:>8.2f} {seconds / f.floor:>8.2f} {req}".rstrip())
 
-        line("retirewatch poll (first)", f.first.seconds, f.first.requests, f.first.rss_mb)
-        line("retirewatch poll (unchanged)", f.again.seconds, f.again.requests, f.again.rss_mb)
+        line("retirewatch poll (first)", f.first.seconds, f.first)
+        line("retirewatch poll (unchanged)", f.again.seconds, f.again)
         line("floor = start-up + leanest", f.floor)
         line("  start-up (retirewatch --help)", f.startup)
-        line("  leanest client (32 connections)", f.floor_client, f.floor_requests, f.floor_rss)
+        line("  leanest client (32 connections)", f.floor_client, f.floor_run)
         line("  latency bound (minimal / 32)", f.latency_bound)
         if f.sequential is not None:
-            line("sequential SDK loop", f.sequential.seconds, f.sequential.requests, f.sequential.rss_mb)
+            line("sequential SDK loop", f.sequential.seconds, f.sequential)
             print(f"\npoll vs sequential SDK loop: {f.sequential.seconds / f.first.seconds:.1f}x faster (first), "
                   f"{f.sequential.seconds / f.again.seconds:.1f}x (unchanged)")
         print(f"poll vs floor: {f.first.seconds / f.floor:.2f}x (first), {f.again.seconds / f.floor:.2f}x (unchanged)")

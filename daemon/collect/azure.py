@@ -7,8 +7,9 @@ over one odd item (a date without a time part) and cost CPU on every item (and s
 
 Defaults in azure-core would let one sick subscription hold a worker for many minutes (10 retries, ``Retry-After``
 slept in full, 300 s timeouts) and would discard pooled connections beyond 10 per host; every client built here
-shares one transport whose pool fits the configured concurrency, with explicit timeouts and a capped retry. The
-environment (proxies, CA bundle) is read once per poll, not on every request as ``requests`` would.
+shares one transport (``collect.transport``: http.client, a keep-alive connection per worker; ``requests`` when a
+proxy is configured) with explicit timeouts and a capped retry. The environment (proxies, CA bundle) is read once
+per poll, not on every request as ``requests`` would.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ from azure.core.pipeline.policies import (
     SensitiveHeaderCleanupPolicy,
     UserAgentPolicy,
 )
-from azure.core.pipeline.transport import RequestsTransport
+from azure.core.pipeline.transport import HttpTransport, RequestsTransport
 from azure.core.rest import HttpRequest
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.core import ARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
 
+from daemon.collect.transport import HttpClientTransport
 from daemon.config import AzureConfig
 
 
@@ -152,23 +154,30 @@ class AzureClients:
         self._config = config
         self.credential = credential or build_credential(config)
         self.requests = RequestCounter()
-        self._session = requests.Session()
-        # requests looks up proxies, .netrc and CA bundles in the environment on every request when trust_env is
-        # on; the environment does not change during a poll, so read it once here.
-        self._session.trust_env = False
+        # The environment does not change during a poll: read proxies and the CA bundle once, here, not on every
+        # request as requests does with trust_env.
         self._proxies = {scheme: url for scheme, url in requests.utils.get_environ_proxies(
             config.resource_manager_endpoint).items() if scheme in ("http", "https", "all", "no")}
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=config.max_concurrency + 2, max_retries=0
-        )
-        self._session.mount("https://", adapter)
-        self._transport = RequestsTransport(
-            session=self._session,
-            session_owner=False,
-            connection_timeout=config.timeout_seconds,
-            read_timeout=config.timeout_seconds,
-            connection_verify=config.ca_bundle or _environment_ca_bundle() or True,
-        )
+        verify = config.ca_bundle or _environment_ca_bundle() or True
+        self._session: requests.Session | None = None
+        self._transport: HttpTransport[Any, Any]
+        if self._proxies:  # http.client would need CONNECT tunnels and proxy credentials: requests has them
+            self._session = requests.Session()
+            self._session.trust_env = False
+            adapter = requests.adapters.HTTPAdapter(
+                pool_connections=4, pool_maxsize=config.max_concurrency + 2, max_retries=0
+            )
+            self._session.mount("https://", adapter)
+            self._transport = RequestsTransport(
+                session=self._session,
+                session_owner=False,
+                connection_timeout=config.timeout_seconds,
+                read_timeout=config.timeout_seconds,
+                connection_verify=verify,
+            )
+        else:
+            self._transport = HttpClientTransport(connection_timeout=config.timeout_seconds,
+                                                  read_timeout=config.timeout_seconds, connection_verify=verify)
         self._pipeline: ARMPipelineClient[Any, Any] | None = None
 
     def _retry_policy(self) -> CappedRetryPolicy:
@@ -217,7 +226,9 @@ class AzureClients:
         return self._pipeline
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
+        if self._session is not None:
+            self._session.close()
         close = getattr(self.credential, "close", None)
         if callable(close):
             close()
