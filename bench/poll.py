@@ -268,7 +268,7 @@ def floor_client(base_url: str, ca_bundle: str, connections: int) -> None:
     print(json.dumps({"seconds": time.perf_counter() - started, **counts}))
 
 
-# -- the sequential SDK loop (run as `bench/poll.py sequential`) ---------------------------------------------------------
+# -- the sequential SDK loop (run as `bench/poll.py sequential`) -----------------------------------------------------
 
 def sequential_sdk(base_url: str, ca_bundle: str) -> None:
     from azure.identity import ManagedIdentityCredential
@@ -295,7 +295,7 @@ def sequential_sdk(base_url: str, ca_bundle: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - started, "deployments": deployments}))
 
 
-# -- the comparison ------------------------------------------------------------------------------------------------------
+# -- the comparison --------------------------------------------------------------------------------------------------
 
 def retirewatch() -> list[str]:
     found = shutil.which("retirewatch", path=str(Path(sys.executable).parent))
@@ -414,7 +414,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     def shape(n: int) -> tuple[int, int, int]:
-        return max(1, n // 100), 5, 20
+        """Subscriptions x 5 accounts x 20 deployments up to 100k (1,000 subscriptions); beyond, more deployments
+        per account (the emulator looks subscriptions up one by one)."""
+        subscriptions = max(1, min(1000, n // 100))
+        return subscriptions, 5, max(1, n // (subscriptions * 5))
 
     print(f"machine: {machine()}; latency {args.latency * 1000:g} ms per ARM request; database "
           f"{'PostgreSQL' if args.database_url else 'SQLite'}")
@@ -423,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         main_run = compare(shape(args.deployments), args, scratch, sequential=not args.no_sequential,
                            repeat=args.repeat)
         f = main_run
-        print(f"\n{f.deployments} deployments ({shape(args.deployments)[0]} subscriptions x 5 accounts x 20), "
+        subs, accounts, per_account = shape(args.deployments)
+        print(f"\n{f.deployments} deployments ({subs} subscriptions x {accounts} accounts x {per_account}), "
               f"minimal request set {f.minimal}")
         print(f"{'':34} {'seconds':>8} {'x floor':>8} {'requests':>9} {'x minimal':>10} {'peak RSS MB':>12} "
               f"{'CPU s':>6}")
@@ -449,13 +453,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         sizes = [int(n) for n in args.scale.split(",") if n.strip()]
         if sizes:
             print(f"\n{'deployments':>11} {'first s':>8} {'again s':>8} {'floor s':>8} {'x floor':>8} "
-                  f"{'requests':>9} {'x min':>6} {'RSS first':>10} {'RSS again':>10}")
+                  f"{'requests':>9} {'x min':>6} {'RSS MB first':>13} {'RSS MB again':>13} {'CPU s first':>12} "
+                  f"{'CPU s again':>12}")
             for n in sizes:
                 g = main_run if n == args.deployments else compare(shape(n), args, scratch, sequential=False,
                                                                    repeat=1)
                 print(f"{g.deployments:>11} {g.first.seconds:>8.2f} {g.again.seconds:>8.2f} {g.floor:>8.2f} "
                       f"{g.first.seconds / g.floor:>8.2f} {g.first.requests:>9} {g.first.requests / g.minimal:>6.2f} "
-                      f"{g.first.rss_mb:>10.0f} {g.again.rss_mb:>10.0f}")
+                      f"{g.first.rss_mb:>13.0f} {g.again.rss_mb:>13.0f} {g.first.cpu:>12.2f} {g.again.cpu:>12.2f}",
+                      flush=True)
 
 
 if __name__ == "__main__":

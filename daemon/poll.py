@@ -162,8 +162,8 @@ def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
     with poll_lock(sessions.kw["bind"], lock_wait_seconds) as held:
         if not held:
             return _skipped(store, clock, lock_wait_seconds)
-        started = clock.now()
-        return _locked_poll(config, clock, store, started, _Reader(config, credential), should_stop)
+        started, timer = clock.now(), time.monotonic()
+        return _locked_poll(config, clock, store, started, timer, _Reader(config, credential), should_stop)
 
 
 def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable[[], sessionmaker[Session]],
@@ -172,7 +172,7 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
     """:func:`run_poll` for a fresh process: Azure is being read while the database machinery loads and the
     database opens. If another poll holds the lock, what was read meanwhile is dropped and read again once this
     poll holds it (never store what was read before another poll's newer writes)."""
-    started = clock.now()
+    started, timer = clock.now(), time.monotonic()
     reader = _Reader(config, credential)
     try:
         sessions = open_sessions()
@@ -188,8 +188,8 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
             reader.close()
             if not held:
                 return _skipped(store, clock, lock_wait_seconds)
-            started, reader = clock.now(), _Reader(config, credential)
-        return _locked_poll(config, clock, store, started, reader, None)
+            started, timer, reader = clock.now(), time.monotonic(), _Reader(config, credential)
+        return _locked_poll(config, clock, store, started, timer, reader, None)
 
 
 def _skipped(store: InventoryStore, clock: Clock, lock_wait_seconds: float) -> PollReport:
@@ -214,9 +214,8 @@ def _report_died(config: Config, now: datetime) -> DiedHook:
     return report
 
 
-def _locked_poll(config: Config, clock: Clock, store: InventoryStore, started: datetime, reader: _Reader,
-                 should_stop: Callable[[], bool] | None) -> PollReport:
-    timer = time.monotonic()
+def _locked_poll(config: Config, clock: Clock, store: InventoryStore, started: datetime, timer: float,
+                 reader: _Reader, should_stop: Callable[[], bool] | None) -> PollReport:
     try:
         report = PollReport(poll_id=store.start_poll(started, on_died=_report_died(config, started)))
         subscriptions, listing_failure = reader.listed()
