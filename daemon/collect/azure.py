@@ -97,16 +97,17 @@ class ArmReader:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
 
-    def list(self, path: str) -> list[Any]:
+    def list(self, path: str, *, digest: Any = None) -> list[Any]:
         """Every item of every page of the list at ``path`` (an ARM path such as ``/subscriptions/{id}/...``).
         Raises ``HttpResponseError`` (and subclasses) for error answers, :class:`MalformedResponse` for a body that
-        is not a list page, ``AzureError`` / ``OSError`` for the network."""
+        is not a list page, ``AzureError`` / ``OSError`` for the network. ``digest`` (a ``hashlib`` object) is
+        updated with every page's body."""
         url: str | None = f"{self.base_url}{path}?api-version={self.api_version}"
         items: list[Any] = []
         seen: set[str] = set()
         while url:
             seen.add(url)
-            page = self._get(url)
+            page = self._get(url, digest)
             value = page.get("value", [])
             if not isinstance(value, list):
                 raise MalformedResponse(f"malformed response: 'value' is not a list in {path}")
@@ -114,14 +115,17 @@ class ArmReader:
             url = self._next(page.get("nextLink"), path, seen)
         return items
 
-    def _get(self, url: str) -> dict[str, Any]:
+    def _get(self, url: str, digest: Any = None) -> dict[str, Any]:
         response = self._client.send_request(HttpRequest("GET", url, headers={"Accept": "application/json"}))
         if response.status_code >= 400:
             map_error(response.status_code, response,
                       {401: ClientAuthenticationError, 404: ResourceNotFoundError})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        body = response.body()
+        if digest is not None:
+            digest.update(body)
         try:
-            page = json.loads(response.body())
+            page = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedResponse(f"malformed response: not JSON ({str(exc).splitlines()[0][:200]})") from None
         if not isinstance(page, dict):

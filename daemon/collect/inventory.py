@@ -8,6 +8,7 @@ in flight, not the estate.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
@@ -98,10 +99,14 @@ def _read_and_parse(subscription_id: str | None, target: str, operation: str, fe
     fetched = _guarded(subscription_id, target, operation, fetch)
     if not fetched.listed:
         return fetched
+    return _parsed(fetched.items, parse, report_as or target, operation, report_subscription)
+
+
+def _parsed(items: list[Any], parse: Callable[[Any], Parsed[T]], where: str, operation: str,
+            report_subscription: str | None) -> _Outcome:
     outcome = _Outcome()
-    where = report_as or target
     item_operation = f"parse-{operation.removeprefix('list-')}"
-    for raw in fetched.items:
+    for raw in items:
         try:
             parsed = parse(raw)
         except ParseError as exc:
@@ -114,6 +119,28 @@ def _read_and_parse(subscription_id: str | None, target: str, operation: str, fe
                     issue.problem)
             for issue in parsed.issues)
     return outcome
+
+
+class _ParsedCatalogs:
+    """A region's catalog is the same list for every subscription (as a rule): parse and merge each distinct
+    answer once per poll. Keyed by the scope and a digest of the answer's bytes; thread-safe (a race parses twice)."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[tuple[str, bytes], _Outcome] = {}
+
+    def read(self, reader: ArmReader, subscription_id: str, target: str, path: str, scope: str,
+             report_as: str) -> _Outcome:
+        digest = hashlib.blake2b(digest_size=16)
+        fetched = _guarded(subscription_id, target, "list-location-models", partial(reader.list, path, digest=digest))
+        if not fetched.listed:
+            return fetched
+        key = (scope, digest.digest())
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            outcome = _merged(_parsed(fetched.items, partial(parse_location_model, scope=scope), report_as,
+                                      "list-location-models", None))
+            self._outcomes[key] = outcome
+        return _Outcome(items=list(outcome.items), skipped=list(outcome.skipped), issues=list(outcome.issues))
 
 
 class _SubscriptionWork:
@@ -139,6 +166,7 @@ class InventoryCollector:
         self._kinds = {kind.casefold() for kind in config.account_kinds}
         self._reader: ArmReader | None = None
         self._reported: set[tuple[str, str, str]] = set()  # (operation, target, error) of item and field reports
+        self._catalogs = _ParsedCatalogs()
 
     def subscriptions(self) -> list[Subscription]:
         """The configured subscriptions, or every one the credential can list."""
@@ -239,10 +267,8 @@ class InventoryCollector:
     def _location_models_task(self, work: _SubscriptionWork, location: str) -> Callable[[], _Outcome]:
         scope = location_scope(location)
         target = f"/subscriptions/{work.subscription_id}{PROVIDER}/locations/{location}"
-        return lambda: _merged(_read_and_parse(
-            work.subscription_id, target, "list-location-models", partial(work.reader.list, f"{target}/models"),
-            partial(parse_location_model, scope=scope),
-            report_as=f"{PROVIDER}/locations/{location}/models", report_subscription=None))
+        return partial(self._catalogs.read, work.reader, work.subscription_id, target, f"{target}/models", scope,
+                       f"{PROVIDER}/locations/{location}/models")
 
     def _catalog_listed(self, work: _SubscriptionWork, scope: str, outcome: _Outcome) -> None:
         self._report(work, outcome)

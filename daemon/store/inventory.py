@@ -11,7 +11,6 @@ a write the row needs anyway; ``missed_since`` marks what a complete poll did no
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -156,7 +155,9 @@ class _Writes:
 class InventoryStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
-        self._catalog_written: dict[str, str] = {}  # scope -> digest written by this process's current poll
+        # scope -> the entries this process's current poll wrote for it (the collector hands every subscription the
+        # same parsed entries for the same answer: comparing them is cheap)
+        self._catalog_written: dict[str, tuple[CatalogModel, ...]] = {}
         self._last_complete: datetime | None = None  # when the latest complete poll before this one started
         self._subscriptions_seen: set[str] = set()
         self._scopes_seen: set[str] = set()
@@ -416,11 +417,11 @@ class InventoryStore:
             by_scope.setdefault(entry.scope, []).append(entry)
         for scope, entries in by_scope.items():
             self._scopes_seen.add(scope.casefold())
-            digest = _digest(entries)
-            if self._catalog_written.get(scope) == digest:
+            snapshot = tuple(entries)
+            if self._catalog_written.get(scope) == snapshot:
                 continue  # another subscription of this poll saw the same catalog for this scope
             self._sync_catalog_scope(session, scope, entries, writes)
-            self._catalog_written[scope] = digest
+            self._catalog_written[scope] = snapshot
         return len(inventory.catalog)
 
     def _sync_catalog_scope(self, session: Session, scope: str, entries: Sequence[CatalogModel],
@@ -460,10 +461,6 @@ def _by_account(rows: Iterable[Row[Any]]) -> dict[str, list[Row[Any]]]:
     for row in rows:
         grouped.setdefault(row.account_key, []).append(row)
     return grouped
-
-
-def _digest(entries: Sequence[CatalogModel]) -> str:
-    return hashlib.sha256(repr(sorted(entries, key=lambda e: e.key)).encode()).hexdigest()
 
 
 def _tags(tags: Mapping[str, str] | None) -> str:
