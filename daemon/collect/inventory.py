@@ -12,9 +12,10 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from azure.core.exceptions import AzureError, DeserializationError, HttpResponseError
@@ -187,29 +188,31 @@ class InventoryCollector:
         queue = deque(subscriptions)
         max_open = max(4, 2 * self._config.max_concurrency)
         pending: dict[Future[_Outcome], tuple[_SubscriptionWork, Callable[[_Outcome], None]]] = {}
+        finished: SimpleQueue[Future[_Outcome]] = SimpleQueue()  # futures as they finish: O(1) per completion
         open_count = 0
         with ThreadPoolExecutor(self._config.max_concurrency, thread_name_prefix="collect") as pool:
 
             def submit(work: _SubscriptionWork, task: Callable[[], _Outcome],
                        then: Callable[[_Outcome], None]) -> None:
                 work.outstanding += 1
-                pending[pool.submit(task)] = (work, then)
+                future = pool.submit(task)
+                pending[future] = (work, then)
+                future.add_done_callback(finished.put)
 
             while queue or pending:
                 while queue and open_count < max_open:
                     open_count += 1
                     self._start(queue.popleft(), submit)
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for future in done:
-                    work, then = pending.pop(future)
-                    work.outstanding -= 1
-                    then(future.result())
-                    if work.outstanding == 0 and not work.account_models_checked:
-                        work.account_models_checked = True
-                        self._fetch_account_models(work, submit)
-                    if work.outstanding == 0:
-                        open_count -= 1
-                        yield work.inventory
+                future = finished.get()
+                work, then = pending.pop(future)
+                work.outstanding -= 1
+                then(future.result())
+                if work.outstanding == 0 and not work.account_models_checked:
+                    work.account_models_checked = True
+                    self._fetch_account_models(work, submit)
+                if work.outstanding == 0:
+                    open_count -= 1
+                    yield work.inventory
 
     # -- the steps of one subscription (tasks run on the pool; the ``_listed`` steps on the calling thread) ------
 
