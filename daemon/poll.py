@@ -9,13 +9,17 @@ poll lock (:func:`run_poll`).
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from daemon.clock import Clock
 from daemon.collect.azure import AzureClients
@@ -34,6 +38,7 @@ if TYPE_CHECKING:  # the store loads SQLAlchemy and Alembic: only once the estat
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 900.0  # a poll waits this long for another to finish before giving up
 WAITED_FOR_LOCK = 0.15  # taking a free lock is quicker; a held one is retried every 0.2 s
+FORK_READER = os.environ.get("RETIREWATCH_POLL_READER", "process") != "thread"  # `retirewatch poll` reads in a child
 
 
 @dataclass
@@ -150,6 +155,102 @@ class _Reader:
         return self.clients.requests.count
 
 
+class _ForkedReader:
+    """:class:`_Reader` in a child process (``os.fork``): reading then runs on a core of its own instead of sharing
+    this interpreter's lock with loading the store and writing to it. Each message comes back pickled through a pipe:
+    the subscription list, then one inventory after another, then how many requests were made. The child dies with
+    this process (``PR_SET_PDEATHSIG``), and when this process stops listening."""
+
+    def __init__(self, config: Config, credential: TokenCredential | None) -> None:
+        read_fd, write_fd = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: read, send, and leave without running the parent's exit handlers
+            os.close(read_fd)
+            code = 1
+            try:
+                _die_with(parent)
+                with os.fdopen(write_fd, "wb") as out:
+                    _read_into(out, config, credential)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        self._pid = pid
+        self._input = os.fdopen(read_fd, "rb")
+        self._requests = 0
+        self._finished = False
+
+    def _receive(self) -> tuple[object, ...]:
+        try:
+            message: tuple[object, ...] = pickle.load(self._input)
+        except EOFError:
+            raise RuntimeError("the reading process ended without a word (killed?)") from None
+        if message[0] == "error":
+            raise RuntimeError(f"reading Azure failed: {message[1]}")
+        return message
+
+    def listed(self) -> tuple[list[Subscription], Failure | None]:
+        _, subscriptions, failure = self._receive()
+        return subscriptions, failure  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[SubscriptionInventory]:
+        while True:
+            message = self._receive()
+            if message[0] == "done":
+                self._requests = int(message[1])  # type: ignore[call-overload]
+                self._finished = True
+                return
+            assert isinstance(message[1], SubscriptionInventory)
+            yield message[1]
+
+    def close(self) -> int:
+        if not self._finished:
+            os.kill(self._pid, signal.SIGKILL)
+        self._input.close()
+        os.waitpid(self._pid, 0)
+        return self._requests
+
+
+def _read_into(out: BinaryIO, config: Config, credential: TokenCredential | None) -> None:
+    def send(*message: object) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    reader = _Reader(config, credential)
+    try:
+        subscriptions, failure = reader.listed()
+        send("listed", subscriptions, failure)
+        for inventory in reader:
+            send("inventory", inventory)
+    except BrokenPipeError:
+        raise
+    except BaseException as exc:
+        send("error", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        requests = reader.close()
+    send("done", requests)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when its parent dies (SIGKILL included); Linux only."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the call
+        os._exit(1)
+
+
+def _reader(config: Config, credential: TokenCredential | None) -> _Reader | _ForkedReader:
+    """A reading process where fork is safe and cheap (Linux), else a reading thread."""
+    if sys.platform == "linux" and FORK_READER:
+        return _ForkedReader(config, credential)
+    return _Reader(config, credential)
+
+
 def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
              credential: TokenCredential | None = None, *, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
              should_stop: Callable[[], bool] | None = None) -> PollReport:
@@ -173,7 +274,7 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
     database opens. If another poll holds the lock, what was read meanwhile is dropped and read again once this
     poll holds it (never store what was read before another poll's newer writes)."""
     started, timer = clock.now(), time.monotonic()
-    reader = _Reader(config, credential)
+    reader = _reader(config, credential)
     try:
         sessions = open_sessions()
         from daemon.store.inventory import InventoryStore
@@ -188,7 +289,7 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
             reader.close()
             if not held:
                 return _skipped(store, clock, lock_wait_seconds)
-            started, timer, reader = clock.now(), time.monotonic(), _Reader(config, credential)
+            started, timer, reader = clock.now(), time.monotonic(), _reader(config, credential)
         return _locked_poll(config, clock, store, started, timer, reader, None)
 
 
@@ -215,7 +316,7 @@ def _report_died(config: Config, now: datetime) -> DiedHook:
 
 
 def _locked_poll(config: Config, clock: Clock, store: InventoryStore, started: datetime, timer: float,
-                 reader: _Reader, should_stop: Callable[[], bool] | None) -> PollReport:
+                 reader: _Reader | _ForkedReader, should_stop: Callable[[], bool] | None) -> PollReport:
     try:
         report = PollReport(poll_id=store.start_poll(started, on_died=_report_died(config, started)))
         subscriptions, listing_failure = reader.listed()
