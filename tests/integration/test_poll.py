@@ -373,3 +373,41 @@ def test_an_unchanged_poll_writes_nothing_and_still_knows_what_it_saw(
     with sessions() as session:
         seen = queries.deployments_last_seen(session)
     assert len(seen) == 8 and set(seen.values()) == {later.now()}
+
+
+def test_the_reading_process_dies_with_a_killed_poll(arm: ArmEmulator, tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "retirewatch.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/rw.sqlite"\n[azure]\nresource_manager_endpoint = '
+                      f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n')
+    arm.faults.slow("/deployments", seconds=5)  # the poll is still reading when it is killed
+    poll = subprocess.Popen([sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
+                            env=dict(os.environ, RETIREWATCH_POLL_READER="process"))
+
+    def readers() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and entry.name != str(poll.pid):
+                try:
+                    if str(config).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    deadline = time.monotonic() + 30
+    while not (arm.count("/deployments") and readers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert readers(), "the poll reads in a child process"
+    poll.send_signal(signal.SIGKILL)
+    poll.wait(10)
+    deadline = time.monotonic() + 10
+    while readers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert readers() == [], "the reading process outlived its poll"
+    arm.faults.reset()
