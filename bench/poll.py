@@ -149,21 +149,30 @@ class Run:
 
 
 def measure(command: Sequence[str], env: dict[str, str], emulator: Emulator | None = None) -> Run:
-    """Wall time and peak RSS of one process (its own, through ``os.wait4``), and the ARM requests it made."""
+    """Wall time, CPU and peak RSS of one process, and the ARM requests it made. Peak RSS and CPU come from GNU
+    time where it is installed: a child forked from this (large) process would count this process's pages in its
+    own peak before it execs; ``os.wait4`` otherwise."""
     if emulator is not None:
         emulator.ask("clear")
-    with tempfile.TemporaryFile("w+") as out:
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.TemporaryFile("w+") as out, tempfile.NamedTemporaryFile("r") as usage_file:
+        wrapped = [str(gnu_time), "-f", "%M %U %S", "-o", usage_file.name, *command] if gnu_time.exists() \
+            else list(command)
         started = time.perf_counter()
-        process = subprocess.Popen(list(command), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(wrapped, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read()
+        rss_kb, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        if gnu_time.exists():
+            fields = usage_file.read().split()
+            rss_kb, cpu = int(fields[-3]), float(fields[-2]) + float(fields[-1])
     if process.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} exited {process.returncode}:\n{output}")
     requests = emulator.ask("requests")["requests"] if emulator is not None else 0
-    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, requests, output)
+    return Run(seconds, cpu, rss_kb / 1024, requests, output)
 
 
 # -- the leanest client (run as `bench/poll.py floor`) -----------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 The estate is read on a thread of its own (:class:`_Reader`) into a short queue, while this thread stores one
 subscription after another. ``retirewatch poll`` starts reading before it even loads the database machinery
-(:func:`run_poll_reading_first`); the service and tests, which have their database open, read once they hold the
-poll lock (:func:`run_poll`).
+(:func:`run_poll_reading_first`), and on Linux reads in a forked child process (:class:`_ForkedReader`), so that
+reading and parsing run on one core while loading SQLAlchemy and Alembic and writing run on another, instead of
+taking turns on one interpreter lock (``RETIREWATCH_POLL_READER=thread`` keeps it in-process). The service and
+tests, which have their database open, read on a thread once they hold the poll lock (:func:`run_poll`).
 """
 
 from __future__ import annotations
