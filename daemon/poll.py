@@ -10,6 +10,7 @@ tests, which have their database open, read on a thread once they hold the poll 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pickle
@@ -169,6 +170,7 @@ class _ForkedReader:
         pid = os.fork()
         if pid == 0:  # the child: read, send, and leave without running the parent's exit handlers
             os.close(read_fd)
+            gc.freeze()  # what it inherited stays as it is: no collection walks it (nor copies its pages)
             code = 1
             try:
                 _die_with(parent)
@@ -284,6 +286,9 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
     except BaseException:
         reader.close()
         raise
+    # Everything imported so far lives as long as the process: keep the collector from walking it again in every
+    # full collection during the poll and once more at exit (about 0.15 s of CPU for a command that ends here).
+    gc.freeze()
     store = InventoryStore(sessions)
     asked = time.monotonic()
     with poll_lock(sessions.kw["bind"], lock_wait_seconds) as held:
