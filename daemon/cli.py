@@ -15,18 +15,20 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
 from daemon import report, usage
 from daemon.clock import Clock, FixedClock, SystemClock, parse_instant, today
 from daemon.config import Config, ConfigError, curated_dates, load_config
 from daemon.lifecycle import parse_scope_overrides
-from daemon.notify.run import NotifyReport
-from daemon.poll import PollReport, run_poll
 from daemon.rehearsal import Rehearsal, rehearsal_verdict
-from daemon.store import database, queries
+
+if TYPE_CHECKING:  # loaded by the commands that use them: `poll` reads Azure before the store machinery loads
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from daemon.notify.run import NotifyReport
+    from daemon.poll import PollReport
 
 EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 # --now outside these bounds is refused: date arithmetic near the calendar's edges has no meaning here.
@@ -42,10 +44,14 @@ class Context:
     args: argparse.Namespace
 
     def engine(self) -> Engine:
+        from daemon.store import database
+
         return database.open_database(self.config.database.url,
                                       idle_transaction_seconds=2 * self.config.service.lease_seconds)
 
     def sessions(self) -> sessionmaker[Session]:
+        from daemon.store import database
+
         return database.session_factory(self.engine())
 
     def rehearsal(self) -> Rehearsal:
@@ -71,7 +77,9 @@ def say(message: str) -> None:
 
 
 def cmd_poll(ctx: Context) -> int:
-    result = run_poll(ctx.config, ctx.clock, ctx.sessions())
+    from daemon.poll import run_poll_reading_first
+
+    result = run_poll_reading_first(ctx.config, ctx.clock, ctx.sessions)
     print(describe_poll(result))
     transient = all(f.status_code is None or f.status_code == 429 or f.status_code >= 500 for f in result.failures)
     if not result.ok and result.subscriptions == 0 and result.accounts == 0 and transient:
@@ -94,6 +102,8 @@ def describe_poll(result: PollReport) -> str:
 
 
 def cmd_status(ctx: Context) -> int:
+    from daemon.store import queries
+
     sessions = ctx.sessions()
     overrides = parse_scope_overrides(ctx.config.update_scopes)
     with sessions() as session:
@@ -126,6 +136,8 @@ def cmd_service(ctx: Context) -> int:
 
 
 def cmd_db_upgrade(ctx: Context) -> int:
+    from daemon.store import database
+
     engine = database.make_engine(ctx.config.database.url)
     with database.explained(engine):
         before = database.current_revision(engine)
@@ -135,12 +147,16 @@ def cmd_db_upgrade(ctx: Context) -> int:
 
 
 def cmd_db_downgrade(ctx: Context) -> int:
+    from daemon.store import database
+
     engine = database.make_engine(ctx.config.database.url)
     with database.explained(engine):
         return _db_downgrade(ctx, engine)
 
 
 def _db_downgrade(ctx: Context, engine: Engine) -> int:
+    from daemon.store import database
+
     undone = database.revisions_undone(engine, database.current_revision(engine), ctx.args.revision)
     if database.OUTBOX_REVISION in undone and not ctx.args.yes:
         say(f"downgrading to {ctx.args.revision} drops the alerts outbox, the threads and the acks (revision "
@@ -153,6 +169,8 @@ def _db_downgrade(ctx: Context, engine: Engine) -> int:
 
 
 def cmd_db_current(ctx: Context) -> int:
+    from daemon.store import database
+
     engine = database.make_engine(ctx.config.database.url)
     with database.explained(engine):
         current, head = database.current_revision(engine), database.head_revision(engine)
@@ -445,7 +463,8 @@ def _configure_logging(verbosity: int, fmt: str = "text") -> None:
     if not logging.getLogger().handlers:  # like basicConfig: a host (pytest, an embedding) keeps its own
         configure_logging(level, fmt, sys.stderr)
     if verbosity < 2:
-        for noisy in ("azure", "urllib3", "msal"):
+        # alembic.runtime.plugins tells of its setup when Alembic is first imported, now after logging is set up
+        for noisy in ("azure", "urllib3", "msal", "alembic.runtime.plugins"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
 
@@ -486,14 +505,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         say(f"config error: {exc}")
         return EXIT_USAGE
-    except database.DatabaseError as exc:
-        return _fail(str(exc), exc.exit_code, exc, verbosity)
     except BrokenPipeError:  # `retirewatch alerts | head`: the reader has what it wanted
         _silence_stdout()
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from daemon.store import database
+
+        if isinstance(exc, database.DatabaseError):
+            return _fail(str(exc), exc.exit_code, exc, verbosity)
         if database.is_database_failure(exc):
             problem = database.explain(exc, mid_run=True)
             return _fail(str(problem), problem.exit_code, exc, verbosity)

@@ -64,7 +64,7 @@ class AzureConfig(_Section):
     resource_manager_endpoint: str = PUBLIC_CLOUD_ARM
     token_audience: str | None = None
     account_kinds: tuple[str, ...] = ("OpenAI", "AIServices")
-    max_concurrency: PositiveInt = 16
+    max_concurrency: PositiveInt = 32
     max_retries: Annotated[int, Field(ge=0, le=20)] = 4
     max_retry_after_seconds: Annotated[float, Field(ge=0)] = 60.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0

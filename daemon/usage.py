@@ -29,6 +29,11 @@ class UsageRound:
         store = UsageStore(sessions)
         return cls(UsagePlan(now, max(WINDOW_DAYS, config.idle_days), config.every_days, store.last_reads()), store)
 
+    @classmethod
+    def recorder(cls, config: UsageConfig, sessions: sessionmaker[Session]) -> UsageRound:
+        """Only the storing half: the reading process worked the plan out itself."""
+        return cls(None, UsageStore(sessions) if config.enabled else None)
+
     def record(self, now: datetime, inventory: SubscriptionInventory) -> None:
         if self._store is not None:
             self._store.record(now, inventory.usage, inventory.failures, USAGE_OPERATION)

@@ -1,18 +1,21 @@
 """The one place that builds Azure clients: credential, token audience, transport, timeouts and retries.
 
-Subscriptions are listed with the SDK's ``SubscriptionClient``; every Microsoft.CognitiveServices list (accounts,
-deployments, location and account models) is read as raw JSON through :class:`ArmReader`, an
-``azure.mgmt.core.ARMPipelineClient`` with the same policies, so the collector parses it field by field: the SDK's
-model classes reject a whole page over one odd item (a date without a time part) and cost CPU on every item.
+Every list (subscriptions, and the Microsoft.CognitiveServices accounts, deployments, location and account models)
+is read as raw JSON through :class:`ArmReader`, an ``azure.mgmt.core.ARMPipelineClient`` with the policies of the
+SDK's management clients, so the collector parses it field by field: the SDK's model classes reject a whole page
+over one odd item (a date without a time part) and cost CPU on every item (and seconds of imports).
 
 Defaults in azure-core would let one sick subscription hold a worker for many minutes (10 retries, ``Retry-After``
 slept in full, 300 s timeouts) and would discard pooled connections beyond 10 per host; every client built here
-shares one transport whose pool fits the configured concurrency, with explicit timeouts and a capped retry.
+shares one transport (``collect.transport``: http.client, a keep-alive connection per worker; ``requests`` when a
+proxy is configured) with explicit timeouts and a capped retry. The environment (proxies, CA bundle) is read once
+per poll, not on every request as ``requests`` would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -39,14 +42,14 @@ from azure.core.pipeline.policies import (
     SensitiveHeaderCleanupPolicy,
     UserAgentPolicy,
 )
-from azure.core.pipeline.transport import RequestsTransport
+from azure.core.pipeline.transport import HttpTransport, RequestsTransport
 from azure.core.rest import HttpRequest
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.core import ARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
-from azure.mgmt.resource.subscriptions import SubscriptionClient
 
+from daemon.collect.transport import HttpClientTransport
 from daemon.config import AzureConfig
 
 
@@ -77,6 +80,7 @@ class RequestCounter:
 
 
 API_VERSION = "2025-09-01"  # Microsoft.CognitiveServices; the first stable version with per-SKU dates
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"  # Microsoft.Resources/subscriptions
 
 
 class MalformedResponse(ValueError):
@@ -94,16 +98,17 @@ class ArmReader:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
 
-    def list(self, path: str) -> list[Any]:
+    def list(self, path: str, *, digest: Any = None) -> list[Any]:
         """Every item of every page of the list at ``path`` (an ARM path such as ``/subscriptions/{id}/...``).
         Raises ``HttpResponseError`` (and subclasses) for error answers, :class:`MalformedResponse` for a body that
-        is not a list page, ``AzureError`` / ``OSError`` for the network."""
+        is not a list page, ``AzureError`` / ``OSError`` for the network. ``digest`` (a ``hashlib`` object) is
+        updated with every page's body."""
         url: str | None = f"{self.base_url}{path}?api-version={self.api_version}"
         items: list[Any] = []
         seen: set[str] = set()
         while url:
             seen.add(url)
-            page = self._get(url)
+            page = self._get(url, digest)
             value = page.get("value", [])
             if not isinstance(value, list):
                 raise MalformedResponse(f"malformed response: 'value' is not a list in {path}")
@@ -117,14 +122,17 @@ class ArmReader:
         encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         return self._get(f"{self.base_url}{urllib.parse.quote(path)}?{encoded}")
 
-    def _get(self, url: str) -> dict[str, Any]:
+    def _get(self, url: str, digest: Any = None) -> dict[str, Any]:
         response = self._client.send_request(HttpRequest("GET", url, headers={"Accept": "application/json"}))
         if response.status_code >= 400:
             map_error(response.status_code, response,
                       {401: ClientAuthenticationError, 404: ResourceNotFoundError})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        body = response.body()
+        if digest is not None:
+            digest.update(body)
         try:
-            page = json.loads(response.body())
+            page = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedResponse(f"malformed response: not JSON ({str(exc).splitlines()[0][:200]})") from None
         if not isinstance(page, dict):
@@ -157,18 +165,31 @@ class AzureClients:
         self._config = config
         self.credential = credential or build_credential(config)
         self.requests = RequestCounter()
-        self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=config.max_concurrency + 2, max_retries=0
-        )
-        self._session.mount("https://", adapter)
-        self._transport = RequestsTransport(
-            session=self._session,
-            session_owner=False,
-            connection_timeout=config.timeout_seconds,
-            read_timeout=config.timeout_seconds,
-            connection_verify=config.ca_bundle or True,
-        )
+        # The environment does not change during a poll: read proxies and the CA bundle once, here, not on every
+        # request as requests does with trust_env.
+        self._proxies = {scheme: url for scheme, url in requests.utils.get_environ_proxies(
+            config.resource_manager_endpoint).items() if scheme in ("http", "https", "all", "no")}
+        verify = config.ca_bundle or _environment_ca_bundle() or True
+        self._session: requests.Session | None = None
+        self._transport: HttpTransport[Any, Any]
+        if self._proxies:  # http.client would need CONNECT tunnels and proxy credentials: requests has them
+            self._session = requests.Session()
+            self._session.trust_env = False
+            adapter = requests.adapters.HTTPAdapter(
+                pool_connections=4, pool_maxsize=config.max_concurrency + 2, max_retries=0
+            )
+            self._session.mount("https://", adapter)
+            self._transport = RequestsTransport(
+                session=self._session,
+                session_owner=False,
+                connection_timeout=config.timeout_seconds,
+                read_timeout=config.timeout_seconds,
+                connection_verify=verify,
+            )
+        else:
+            self._transport = HttpClientTransport(connection_timeout=config.timeout_seconds,
+                                                  read_timeout=config.timeout_seconds, connection_verify=verify)
+        self._pipeline: ARMPipelineClient[Any, Any] | None = None
 
     def _retry_policy(self) -> CappedRetryPolicy:
         config = self._config
@@ -184,19 +205,24 @@ class AzureClients:
     def _scope(self) -> str:
         return f"{self._config.audience}/.default"
 
-    def subscriptions(self) -> SubscriptionClient:
-        return SubscriptionClient(
-            self.credential, base_url=self._config.resource_manager_endpoint, credential_scopes=[self._scope],
-            transport=self._transport, retry_policy=self._retry_policy(), raw_request_hook=self.requests)
+    def subscriptions(self) -> ArmReader:
+        """The raw-JSON reader for ``/subscriptions`` (Microsoft.Resources' API version)."""
+        return ArmReader(self._pipeline_client(), self._config.resource_manager_endpoint, SUBSCRIPTIONS_API_VERSION)
 
     def arm(self) -> ArmReader:
-        """The raw-JSON reader: the policies the SDK's management clients use, in their order, minus the
-        deserialisation (``ContentDecodePolicy``) and the automatic resource-provider registration (a write)."""
+        """The raw-JSON reader for Microsoft.CognitiveServices lists."""
+        return ArmReader(self._pipeline_client(), self._config.resource_manager_endpoint)
+
+    def _pipeline_client(self) -> ARMPipelineClient[Any, Any]:
+        """The policies the SDK's management clients use, in their order, minus the deserialisation
+        (``ContentDecodePolicy``) and the automatic resource-provider registration (a write)."""
+        if self._pipeline is not None:
+            return self._pipeline
         policies: list[Any] = [
             RequestIdPolicy(),
             HeadersPolicy(),
             UserAgentPolicy(sdk_moniker="retirewatch"),
-            ProxyPolicy(),
+            ProxyPolicy(proxies=self._proxies or None),
             RedirectPolicy(),
             self._retry_policy(),
             ARMChallengeAuthenticationPolicy(self.credential, self._scope),
@@ -206,15 +232,22 @@ class AzureClients:
             SensitiveHeaderCleanupPolicy(),
             ARMHttpLoggingPolicy(),
         ]
-        client: ARMPipelineClient[Any, Any] = ARMPipelineClient(
+        self._pipeline = ARMPipelineClient(
             base_url=self._config.resource_manager_endpoint, policies=policies, transport=self._transport)
-        return ArmReader(client, self._config.resource_manager_endpoint)
+        return self._pipeline
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
+        if self._session is not None:
+            self._session.close()
         close = getattr(self.credential, "close", None)
         if callable(close):
             close()
+
+
+def _environment_ca_bundle() -> str | None:
+    """The CA bundle ``requests`` would take from the environment (it no longer looks on every request)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 def build_credential(config: AzureConfig) -> TokenCredential:

@@ -8,12 +8,14 @@ in flight, not the estate.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from azure.core.exceptions import AzureError, DeserializationError, HttpResponseError
@@ -22,7 +24,6 @@ from daemon.collect.azure import ArmReader, AzureClients
 from daemon.collect.parse import (
     Parsed,
     ParseError,
-    enum_text,
     item_label,
     merge_catalog,
     normalise_location,
@@ -31,7 +32,7 @@ from daemon.collect.parse import (
     parse_deployment,
     parse_location_model,
 )
-from daemon.collect.usage import USAGE_OPERATION, UsagePlan
+from daemon.collect.usage import USAGE_OPERATION, AnyUsagePlan, read_if_due
 from daemon.config import AzureConfig
 from daemon.records import (
     Account,
@@ -100,10 +101,14 @@ def _read_and_parse(subscription_id: str | None, target: str, operation: str, fe
     fetched = _guarded(subscription_id, target, operation, fetch)
     if not fetched.listed:
         return fetched
+    return _parsed(fetched.items, parse, report_as or target, operation, report_subscription)
+
+
+def _parsed(items: list[Any], parse: Callable[[Any], Parsed[T]], where: str, operation: str,
+            report_subscription: str | None) -> _Outcome:
     outcome = _Outcome()
-    where = report_as or target
     item_operation = f"parse-{operation.removeprefix('list-')}"
-    for raw in fetched.items:
+    for raw in items:
         try:
             parsed = parse(raw)
         except ParseError as exc:
@@ -116,6 +121,28 @@ def _read_and_parse(subscription_id: str | None, target: str, operation: str, fe
                     issue.problem)
             for issue in parsed.issues)
     return outcome
+
+
+class _ParsedCatalogs:
+    """A region's catalog is the same list for every subscription (as a rule): parse and merge each distinct
+    answer once per poll. Keyed by the scope and a digest of the answer's bytes; thread-safe (a race parses twice)."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[tuple[str, bytes], _Outcome] = {}
+
+    def read(self, reader: ArmReader, subscription_id: str, target: str, path: str, scope: str,
+             report_as: str) -> _Outcome:
+        digest = hashlib.blake2b(digest_size=16)
+        fetched = _guarded(subscription_id, target, "list-location-models", partial(reader.list, path, digest=digest))
+        if not fetched.listed:
+            return fetched
+        key = (scope, digest.digest())
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            outcome = _merged(_parsed(fetched.items, partial(parse_location_model, scope=scope), report_as,
+                                      "list-location-models", None))
+            self._outcomes[key] = outcome
+        return _Outcome(items=list(outcome.items), skipped=list(outcome.skipped), issues=list(outcome.issues))
 
 
 class _SubscriptionWork:
@@ -135,56 +162,59 @@ class _SubscriptionWork:
 class InventoryCollector:
     """Collects one poll; make a new one per poll (malformed fields are reported once per collector)."""
 
-    def __init__(self, clients: AzureClients, config: AzureConfig, usage: UsagePlan | None = None) -> None:
+    def __init__(self, clients: AzureClients, config: AzureConfig, usage: AnyUsagePlan | None = None) -> None:
         self._clients = clients
         self._config = config
         self._usage = usage  # which accounts' metrics to read this poll (None: none)
         self._kinds = {kind.casefold() for kind in config.account_kinds}
         self._reader: ArmReader | None = None
         self._reported: set[tuple[str, str, str]] = set()  # (operation, target, error) of item and field reports
+        self._catalogs = _ParsedCatalogs()
 
     def subscriptions(self) -> list[Subscription]:
         """The configured subscriptions, or every one the credential can list."""
         if self._config.subscriptions:
             return [Subscription(subscription_id=sub) for sub in self._config.subscriptions]
-        client = self._clients.subscriptions()
-        outcome = _guarded(None, "/subscriptions", "list-subscriptions", client.subscriptions.list)
+        reader = self._clients.subscriptions()
+        outcome = _guarded(None, "/subscriptions", "list-subscriptions", partial(reader.list, "/subscriptions"))
         if outcome.failures:
             raise CollectError(f"cannot list subscriptions: {outcome.failures[0].error}")
         return [
-            Subscription(subscription_id=sub.subscription_id, display_name=sub.display_name,
-                         state=enum_text(sub.state))
+            Subscription(subscription_id=str(sub["subscriptionId"]), display_name=_text_or_none(sub.get("displayName")),
+                         state=_text_or_none(sub.get("state")))
             for sub in outcome.items
-            if sub.subscription_id
+            if isinstance(sub, dict) and sub.get("subscriptionId")
         ]
 
-    def collect(self, subscriptions: Iterable[Subscription]) -> Iterator[SubscriptionInventory]:
+    def collect(self, subscriptions: Iterable[Subscription]) -> Generator[SubscriptionInventory, None, None]:
         queue = deque(subscriptions)
         max_open = max(4, 2 * self._config.max_concurrency)
         pending: dict[Future[_Outcome], tuple[_SubscriptionWork, Callable[[_Outcome], None]]] = {}
+        finished: SimpleQueue[Future[_Outcome]] = SimpleQueue()  # futures as they finish: O(1) per completion
         open_count = 0
         with ThreadPoolExecutor(self._config.max_concurrency, thread_name_prefix="collect") as pool:
 
             def submit(work: _SubscriptionWork, task: Callable[[], _Outcome],
                        then: Callable[[_Outcome], None]) -> None:
                 work.outstanding += 1
-                pending[pool.submit(task)] = (work, then)
+                future = pool.submit(task)
+                pending[future] = (work, then)
+                future.add_done_callback(finished.put)
 
             while queue or pending:
                 while queue and open_count < max_open:
                     open_count += 1
                     self._start(queue.popleft(), submit)
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for future in done:
-                    work, then = pending.pop(future)
-                    work.outstanding -= 1
-                    then(future.result())
-                    if work.outstanding == 0 and not work.account_models_checked:
-                        work.account_models_checked = True
-                        self._fetch_account_models(work, submit)
-                    if work.outstanding == 0:
-                        open_count -= 1
-                        yield work.inventory
+                future = finished.get()
+                work, then = pending.pop(future)
+                work.outstanding -= 1
+                then(future.result())
+                if work.outstanding == 0 and not work.account_models_checked:
+                    work.account_models_checked = True
+                    self._fetch_account_models(work, submit)
+                if work.outstanding == 0:
+                    open_count -= 1
+                    yield work.inventory
 
     # -- the steps of one subscription (tasks run on the pool; the ``_listed`` steps on the calling thread) ------
 
@@ -226,9 +256,9 @@ class InventoryCollector:
                    partial(self._catalog_listed, work, location_scope(location)))
         usage = self._usage
         for account in accounts:  # one metrics request per due account, in the same pool and read budget
-            if usage is not None and usage.due(account.id):
+            if usage is not None and usage.maybe_due(account.id):
                 submit(work, partial(_guarded, work.subscription_id, account.id, USAGE_OPERATION,
-                                     partial(usage.read, work.reader, account.id)), partial(_usage_read, work))
+                                     partial(read_if_due, usage, work.reader, account.id)), partial(_usage_read, work))
 
     def _deployments_task(self, work: _SubscriptionWork, account: Account) -> Callable[[], _Outcome]:
         path = f"{account.id}/deployments"
@@ -247,10 +277,8 @@ class InventoryCollector:
     def _location_models_task(self, work: _SubscriptionWork, location: str) -> Callable[[], _Outcome]:
         scope = location_scope(location)
         target = f"/subscriptions/{work.subscription_id}{PROVIDER}/locations/{location}"
-        return lambda: _merged(_read_and_parse(
-            work.subscription_id, target, "list-location-models", partial(work.reader.list, f"{target}/models"),
-            partial(parse_location_model, scope=scope),
-            report_as=f"{PROVIDER}/locations/{location}/models", report_subscription=None))
+        return partial(self._catalogs.read, work.reader, work.subscription_id, target, f"{target}/models", scope,
+                       f"{PROVIDER}/locations/{location}/models")
 
     def _catalog_listed(self, work: _SubscriptionWork, scope: str, outcome: _Outcome) -> None:
         self._report(work, outcome)
@@ -280,6 +308,10 @@ class InventoryCollector:
             work.subscription_id, account.id, "list-account-models", partial(work.reader.list, path),
             partial(parse_account_model, scope=account.id),
             report_as=path, report_subscription=work.subscription_id))
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 _Submit = Callable[[_SubscriptionWork, Callable[[], _Outcome], Callable[[_Outcome], None]], None]

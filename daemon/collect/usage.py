@@ -19,14 +19,18 @@ Reader on the account is enough (``Microsoft.Insights/metrics/read``).
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from daemon.collect.azure import ArmReader
 from daemon.records import AccountUsage, DailyUsage
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "2024-02-01"  # Microsoft.Insights/metrics
 REQUESTS_METRIC = "AzureOpenAIRequests"
@@ -96,6 +100,8 @@ class UsagePlan:
     def due(self, account_id: str) -> bool:
         last = self.last_reads.get(account_id.casefold())
         return last is None or self.every_days is None or (self.today - last).days >= self.every_days
+
+    maybe_due = due  # known at once (see DeferredUsagePlan)
 
     def read(self, reader: ArmReader, account_id: str) -> list[AccountUsage]:
         """The account's request (one ``GET``), parsed. Raises what the reader raises, or :class:`UsageError`."""
@@ -264,3 +270,44 @@ def _get(value: Any, *path: str) -> Any:
 
 def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+class DeferredUsagePlan:
+    """A :class:`UsagePlan` still being worked out on a thread of its own (it needs the database, which opens while
+    the estate is already being read). :meth:`maybe_due` never waits; :meth:`due`, asked on a reading worker,
+    waits for the plan. A plan that cannot be worked out reads no usage this poll (usage stays as stored)."""
+
+    def __init__(self, load: Callable[[], UsagePlan | None]) -> None:
+        self._plan: UsagePlan | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._load, args=(load,), name="usage-plan", daemon=True).start()
+
+    def _load(self, load: Callable[[], UsagePlan | None]) -> None:
+        try:
+            self._plan = load()
+        except Exception as exc:  # the poll goes on; usage is read at the next one
+            log.warning("usage not read this poll: cannot tell which accounts are due (%s: %s)",
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        finally:
+            self._ready.set()
+
+    def maybe_due(self, account_id: str) -> bool:
+        if not self._ready.is_set():
+            return True
+        return self._plan is not None and self._plan.due(account_id)
+
+    def due(self, account_id: str) -> bool:
+        self._ready.wait()
+        return self._plan is not None and self._plan.due(account_id)
+
+    def read(self, reader: ArmReader, account_id: str) -> list[AccountUsage]:
+        assert self._plan is not None
+        return self._plan.read(reader, account_id)
+
+
+AnyUsagePlan = UsagePlan | DeferredUsagePlan
+
+
+def read_if_due(plan: AnyUsagePlan, reader: ArmReader, account_id: str) -> list[AccountUsage]:
+    """The account's usage when the plan says it is due (asked on a reading worker: it may wait for the plan)."""
+    return plan.read(reader, account_id) if plan.due(account_id) else []

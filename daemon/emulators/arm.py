@@ -325,11 +325,12 @@ class ArmEmulator:
 
     ``page_size``: items per page of every list (a page with more to come carries an absolute ``nextLink``,
     ``<base_url><path>?api-version=...&$skipToken=N``). ``token_lifetime``: seconds a token is valid.
+    ``latency``: seconds every ARM request waits before it is answered (a network round trip to ARM).
     """
 
     def __init__(self, scenario: Mapping[str, Any], *, page_size: int = 100, ca: LocalCA | None = None,
                  token_lifetime: float = 3600, read_capacity: float = 250, read_refill_per_second: float = 25,
-                 throttle_when_exhausted: bool = False) -> None:
+                 throttle_when_exhausted: bool = False, latency: float = 0.0) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         validate(scenario)
@@ -338,6 +339,7 @@ class ArmEmulator:
         self.page_size = page_size
         self.token_lifetime = token_lifetime
         self.throttle_when_exhausted = throttle_when_exhausted
+        self.latency = latency  # seconds slept before answering each ARM request (not the token endpoint)
         self.faults = Faults()
         self._requests: list[RecordedRequest] = []
         self._grants: list[TokenGrant] = []
@@ -501,6 +503,8 @@ class ArmEmulator:
     # -- ARM ---------------------------------------------------------------------------------------------------------
 
     def _serve_arm(self, method: str, target: str, headers: Message) -> Answer:
+        if self.latency > 0:
+            time.sleep(self.latency)
         parts = urllib.parse.urlsplit(target)
         path = urllib.parse.unquote(parts.path).rstrip("/") or "/"
         query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
@@ -762,3 +766,61 @@ def _handler(serve_one: Callable[[str, str, Message], Answer]) -> type[BaseHTTPR
             return
 
     return Handler
+
+
+# -- a separate process, for benchmarks --------------------------------------------------------------------------------
+
+def serve_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m daemon.emulators.arm serve --scenario FILE [--latency 0.02] [--page-size 100] [--throttle]``
+
+    Runs the emulator in its own process (so a client measured against it does not share its interpreter) and
+    prints one JSON line: ``{"base_url", "ca_bundle", "scope", "identity_env"}``. Then it reads commands, one per
+    line, on standard input and answers each with one JSON line on standard output: ``requests`` (how many ARM
+    requests so far, and how many per status), ``clear`` (forget them). End of input stops it.
+    """
+    import argparse
+    import sys
+    from datetime import UTC, datetime
+
+    parser = argparse.ArgumentParser(prog="python -m daemon.emulators.arm")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve a scenario until standard input closes")
+    serve_parser.add_argument("--scenario", help="scenario JSON file (default: the demo estate)")
+    serve_parser.add_argument("--latency", type=float, default=0.0, help="seconds before each ARM answer")
+    serve_parser.add_argument("--page-size", type=int, default=100)
+    serve_parser.add_argument("--throttle", action="store_true", help="answer 429 when a read bucket is empty")
+    args = parser.parse_args(argv)
+    today = datetime.now(UTC).date()
+    scenario = load_scenario(args.scenario, today) if args.scenario else demo_estate(today)
+    with ArmEmulator(scenario, page_size=args.page_size, latency=args.latency,
+                     throttle_when_exhausted=args.throttle) as arm:
+        # http.server writes the headers and the body of an answer separately: with Nagle's algorithm on, the body
+        # waits for the client's delayed ACK (40 ms on Linux), which no real ARM front end adds to a round trip.
+        # And socketserver listens with a backlog of 5: a client opening its connections at once would lose SYNs
+        # and wait a second for each retransmission.
+        for server in (arm._arm, arm._identity):
+            if server is not None:
+                server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+                server.socket.listen(128)
+        print(json.dumps({"base_url": arm.base_url, "ca_bundle": arm.ca_bundle_path, "scope": arm.scope,
+                          "identity_env": arm.identity_env}), flush=True)
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "requests":
+                with arm._lock:
+                    statuses: dict[str, int] = {}
+                    for request in arm._requests:
+                        statuses[str(request.status)] = statuses.get(str(request.status), 0) + 1
+                    answer: dict[str, Any] = {"requests": len(arm._requests), "statuses": statuses,
+                                              "tokens": len(arm._grants)}
+            elif command == "clear":
+                arm.clear_requests()
+                answer = {"cleared": True}
+            else:
+                answer = {"error": f"unknown command {command!r}: requests | clear"}
+            print(json.dumps(answer), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(serve_main())

@@ -73,6 +73,7 @@ def start(config: Config, clock: Clock, sessions: sessionmaker[Session], credent
                                        operation=failure.operation, status_code=failure.status_code,
                                        error=failure.error))
             return poll.id
+        store.join_shared_poll(session, poll.id)
         poll.events = store.mark_subscriptions_gone_in(session, poll.id, now,
                                                        (s.subscription_id for s in subscriptions)) \
             if not config.azure.subscriptions else 0

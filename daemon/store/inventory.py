@@ -2,22 +2,24 @@
 
 Only what was listed completely can mark things removed: an account whose deployment list failed keeps its
 deployments, a catalog that could not be read keeps the last known dates. Polling twice with nothing changed
-writes no events.
+writes no events, and nothing else but the poll's own record.
+
+Each subscription is one read of what is stored for it, a diff in memory, and batched Core statements: one
+executemany per kind of insert or update, the events in one insert without RETURNING. ``last_seen`` moves only with
+a write the row needs anyway; ``missed_since`` marks what a complete poll did not see (see ``store.schema``).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.records import (
-    Account,
     CatalogModel,
     DeploymentObservation,
     Failure,
@@ -77,6 +79,9 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+COMPLETE = ("ok", "partial")  # polls that went through every subscription they listed
+
+
 class Fenced(Exception):
     """The write's guard refused it: this process no longer holds the work it was writing."""
 
@@ -89,23 +94,78 @@ class WriteResult:
     events: int = 0
 
 
-class _EventLog:
-    def __init__(self, session: Session, poll_id: int, now: datetime) -> None:
-        self._session, self._poll_id, self._now = session, poll_id, now
-        self.count = 0
+SUBSCRIPTIONS: Table = SubscriptionRow.__table__  # type: ignore[assignment]
+ACCOUNTS: Table = AccountRow.__table__  # type: ignore[assignment]
+DEPLOYMENTS: Table = DeploymentRow.__table__  # type: ignore[assignment]
+CATALOG: Table = CatalogModelRow.__table__  # type: ignore[assignment]
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
+FAILURES: Table = PollFailureRow.__table__  # type: ignore[assignment]
+_CATALOG_FIELDS = ("format", "name", "version", "publisher", "kinds", "is_default_version", "lifecycle_status",
+                   "inference_retirement", "fine_tune_retirement", "deprecation_status", "sku_retirements",
+                   "replacement_model", "replacement_version", "auto_upgrade_start", "upgrade_lead_days",
+                   "base_format", "base_name", "base_version")
 
-    def add(self, subject_type: str, subject_key: str, kind: str, field: str | None = None,
-            old: Any = None, new: Any = None) -> None:
-        self._session.add(EventRow(poll_id=self._poll_id, occurred_at=self._now, subject_type=subject_type,
-                                   subject_key=subject_key, kind=kind, field=field,
-                                   old_value=_text(old), new_value=_text(new)))
-        self.count += 1
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite gives timestamps back without their zone; they were written in UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def seen_until(last_seen: datetime | None, missed_since: datetime | None, removed_at: datetime | None,
+               last_complete: datetime | None) -> datetime | None:
+    """When a subscription, account or catalog entry was last seen: ``last_seen`` as written, or, for a row that
+    is neither removed nor missed, the start of the latest complete poll if that is later (every complete poll
+    since ``last_seen`` saw it)."""
+    last_seen, last_complete = _aware(last_seen), _aware(last_complete)
+    if missed_since is not None or removed_at is not None or last_complete is None or last_seen is None:
+        return last_seen
+    return max(last_seen, last_complete)
+
+
+class _Writes:
+    """What one transaction writes, gathered during the diff and sent as one executemany per statement."""
+
+    def __init__(self, poll_id: int | None, now: datetime) -> None:
+        self.poll_id, self.now = poll_id, now
+        self.events: list[dict[str, Any]] = []
+        self._inserts: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
+        self._updates: dict[tuple[str, tuple[str, ...]], tuple[Table, str, list[dict[str, Any]]]] = {}
+
+    def event(self, subject_type: str, subject_key: str, kind: str, field: str | None = None,
+              old: Any = None, new: Any = None) -> None:
+        self.events.append({"poll_id": self.poll_id, "occurred_at": self.now, "subject_type": subject_type,
+                            "subject_key": subject_key, "kind": kind, "field": field, "old_value": _text(old),
+                            "new_value": _text(new)})
+
+    def insert(self, table: Table, row: dict[str, Any]) -> None:
+        self._inserts.setdefault(table.name, (table, []))[1].append(row)
+
+    def update(self, table: Table, key_column: str, key: Any, values: dict[str, Any]) -> None:
+        """``UPDATE table SET values WHERE key_column = key``; rows setting the same columns share a statement."""
+        group = (table.name, tuple(sorted(values)))
+        self._updates.setdefault(group, (table, key_column, []))[2].append({"b_key": key, **values})
+
+    def execute(self, session: Session) -> None:
+        for table, rows in self._inserts.values():
+            session.execute(insert(table), rows)
+        for table, key_column, rows in self._updates.values():
+            session.execute(update(table).where(table.c[key_column] == bindparam("b_key")), rows)
+        if self.events:
+            session.execute(insert(EVENTS), self.events)
+        self._inserts.clear()
+        self._updates.clear()
 
 
 class InventoryStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
-        self._catalog_written: dict[str, str] = {}  # scope -> digest written by this process's current poll
+        # scope -> the entries this process's current poll wrote for it (the collector hands every subscription the
+        # same parsed entries for the same answer: comparing them is cheap)
+        self._catalog_written: dict[str, tuple[CatalogModel, ...]] = {}
+        self._last_complete: datetime | None = None  # when the latest complete poll before this one started
+        self._subscriptions_seen: set[str] = set()
+        self._scopes_seen: set[str] = set()
+        self._shared_poll: int | None = None  # the shared poll whose units this store records (service replicas)
 
     # -- polls ---------------------------------------------------------------------------------------------------
 
@@ -114,7 +174,11 @@ class InventoryStore:
         ``running`` then belongs to a process that ended without finishing; it is marked ``died`` here, once
         (compare-and-set on its status), and ``on_died`` is told in the same transaction."""
         self._catalog_written.clear()
+        self._subscriptions_seen.clear()
+        self._scopes_seen.clear()
         with self._sessions.begin() as session:
+            self._last_complete = _aware(session.scalar(
+                select(PollRow.started_at).where(PollRow.status.in_(COMPLETE)).order_by(PollRow.id.desc()).limit(1)))
             # A shared poll (the service's, with a leader epoch) never dies with one process: its units go on.
             died = list(session.scalars(select(PollRow).where(PollRow.status == RUNNING,
                                                               PollRow.leader_epoch.is_(None)).order_by(PollRow.id)))
@@ -131,6 +195,16 @@ class InventoryStore:
                 on_died(session, marked, poll.id)
             return poll.id
 
+    def join_shared_poll(self, session: Session, poll_id: int) -> None:
+        """Before recording units of a shared poll this process did not start: what :meth:`start_poll` learns."""
+        if self._shared_poll == poll_id:
+            return
+        self._shared_poll = poll_id
+        self._catalog_written.clear()
+        self._last_complete = _aware(session.scalar(
+            select(PollRow.started_at).where(PollRow.status.in_(COMPLETE), PollRow.id < poll_id)
+            .order_by(PollRow.id.desc()).limit(1)))
+
     def record_skipped(self, now: datetime, failure: Failure) -> int:
         """A poll that did not run (another held the poll lock for too long), recorded with why."""
         with self._sessions.begin() as session:
@@ -144,39 +218,84 @@ class InventoryStore:
 
     def finish_poll(self, poll_id: int, now: datetime, *, status: str, counts: Mapping[str, int],
                     failures: Sequence[Failure]) -> None:
+        """Close the poll's record. A complete poll (``ok``, ``partial``) also marks as missed what it did not see:
+        subscriptions it did not read and catalog scopes it did not list (accounts and entries of what it did read
+        were marked as it went)."""
         with self._sessions.begin() as session:
-            poll = session.get_one(PollRow, poll_id)
-            poll.finished_at, poll.status = now, status
-            for name, value in counts.items():
-                setattr(poll, name, value)
-            poll.failures = len(failures)
-            session.add_all(
-                PollFailureRow(poll_id=poll_id, subscription_id=f.subscription_id, target=f.target,
-                               operation=f.operation, status_code=f.status_code, error=f.error)
-                for f in failures
-            )
+            values: dict[str, Any] = {"finished_at": now, "status": status, "failures": len(failures), **counts}
+            session.execute(update(PollRow).where(PollRow.id == poll_id).values(values)
+                            .execution_options(synchronize_session=False))
+            if failures:
+                session.execute(insert(FAILURES), [
+                    {"poll_id": poll_id, "subscription_id": f.subscription_id, "target": f.target,
+                     "operation": f.operation, "status_code": f.status_code, "error": f.error} for f in failures])
+            if status in COMPLETE:
+                self._mark_unseen(session, now)
+
+    def _mark_unseen(self, session: Session, now: datetime) -> None:
+        writes = _Writes(None, now)
+        seen = self._subscriptions_seen
+        for sub_id, last_seen in session.execute(select(SUBSCRIPTIONS.c.subscription_id, SUBSCRIPTIONS.c.last_seen)
+                                                 .where(SUBSCRIPTIONS.c.removed_at.is_(None),
+                                                        SUBSCRIPTIONS.c.missed_since.is_(None))):
+            if sub_id not in seen:
+                writes.update(SUBSCRIPTIONS, "subscription_id", sub_id, self._missed(last_seen, now))
+        for key, sub_id, last_seen in session.execute(
+                select(ACCOUNTS.c.key, ACCOUNTS.c.subscription_id, ACCOUNTS.c.last_seen)
+                .where(ACCOUNTS.c.removed_at.is_(None), ACCOUNTS.c.missed_since.is_(None))):
+            if sub_id not in seen:
+                writes.update(ACCOUNTS, "key", key, self._missed(last_seen, now))
+        for row_id, scope, last_seen in session.execute(
+                select(CATALOG.c.id, CATALOG.c.scope, CATALOG.c.last_seen).where(CATALOG.c.missed_since.is_(None))):
+            if scope not in self._scopes_seen:
+                writes.update(CATALOG, "id", row_id, self._missed(last_seen, now))
+        writes.execute(session)
+
+    def _missed(self, last_seen: datetime | None, now: datetime) -> dict[str, Any]:
+        """The write that marks a row this poll did not see: when it was last seen, and since when it is missed."""
+        return {"last_seen": seen_until(last_seen, None, None, self._last_complete) or now, "missed_since": now}
+
+    def _before(self, row: Row[Any]) -> datetime | None:
+        """When a stored row (with ``last_seen``, ``missed_since``, ``removed_at``) was last seen before this poll."""
+        return seen_until(row.last_seen, row.missed_since, row.removed_at, self._last_complete)
 
     def mark_subscriptions_gone(self, poll_id: int, now: datetime, seen: Iterable[str]) -> int:
         """After a complete subscription listing: subscriptions no longer listed are gone, with what they held."""
         with self._sessions.begin() as session:
             return self.mark_subscriptions_gone_in(session, poll_id, now, seen)
 
-    @staticmethod
-    def mark_subscriptions_gone_in(session: Session, poll_id: int, now: datetime, seen: Iterable[str]) -> int:
+    def mark_subscriptions_gone_in(self, session: Session, poll_id: int, now: datetime, seen: Iterable[str]) -> int:
         """:meth:`mark_subscriptions_gone` inside the caller's transaction; the number of events written."""
         seen_ids = set(seen)
-        events = _EventLog(session, poll_id, now)
-        gone = session.scalars(select(SubscriptionRow).where(SubscriptionRow.removed_at.is_(None))).all()
+        writes = _Writes(poll_id, now)
+        gone = [row for row in session.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.removed_at.is_(None)))
+                if row.subscription_id not in seen_ids]
         for row in gone:
-            if row.subscription_id in seen_ids:
-                continue
-            row.removed_at = now
-            events.add("subscription", row.subscription_id, "subscription_removed")
-            accounts = session.scalars(select(AccountRow).where(
-                AccountRow.subscription_id == row.subscription_id, AccountRow.removed_at.is_(None))).all()
+            writes.update(SUBSCRIPTIONS, "subscription_id", row.subscription_id,
+                          {"removed_at": now, "last_seen": self._before(row)})
+            writes.event("subscription", row.subscription_id, "subscription_removed")
+            accounts = session.execute(select(ACCOUNTS).where(ACCOUNTS.c.subscription_id == row.subscription_id,
+                                                              ACCOUNTS.c.removed_at.is_(None))).all()
+            deployments = _by_account(session.execute(select(DEPLOYMENTS).where(
+                DEPLOYMENTS.c.subscription_id == row.subscription_id, DEPLOYMENTS.c.removed_at.is_(None))))
             for account in accounts:
-                _remove_account(session, account, now, events)
-        return events.count
+                self._remove_account(account, deployments.get(account.key, []), writes)
+        writes.execute(session)
+        return len(writes.events)
+
+    def _remove_account(self, account: Row[Any], deployments: Iterable[Row[Any]], writes: _Writes) -> None:
+        before = self._before(account)
+        writes.update(ACCOUNTS, "key", account.key, {"removed_at": writes.now, "last_seen": before})
+        writes.event("account", account.key, "account_removed", old=account.arm_id)
+        for deployment in deployments:
+            if deployment.removed_at is None:
+                self._remove_deployment(deployment, before, writes)
+
+    @staticmethod
+    def _remove_deployment(row: Row[Any], account_before: datetime | None, writes: _Writes) -> None:
+        last = max(filter(None, (_aware(row.last_seen), account_before)), default=writes.now)
+        writes.update(DEPLOYMENTS, "key", row.key, {"removed_at": writes.now, "last_seen": last})
+        writes.event("deployment", row.key, "deployment_removed", old=row.model_version)
 
     # -- one subscription ----------------------------------------------------------------------------------------
 
@@ -186,120 +305,195 @@ class InventoryStore:
         """Write one subscription in one transaction. ``guard`` runs last in that transaction, with what was
         written: False rolls it all back and raises :class:`Fenced` (a replica whose claim was taken over)."""
         result = WriteResult()
+        sub_id = inventory.subscription.subscription_id
         with self._sessions.begin() as session:
-            events = _EventLog(session, poll_id, now)
-            _upsert_subscription(session, inventory.subscription, now, events)
+            if guard is not None:
+                self.join_shared_poll(session, poll_id)
+            writes = _Writes(poll_id, now)
+            self._sync_subscription(session, inventory.subscription, writes)
+            accounts = {row.key: row for row in session.execute(
+                select(ACCOUNTS).where(ACCOUNTS.c.subscription_id == sub_id))}
+            deployments = _by_account(session.execute(
+                select(DEPLOYMENTS).where(DEPLOYMENTS.c.subscription_id == sub_id)))
+            before = {key: self._before(row) for key, row in accounts.items()}
             if inventory.accounts is not None:
-                result.accounts = _sync_accounts(session, inventory.subscription.subscription_id,
-                                                 inventory.accounts, now, events)
-            result.deployments = _sync_deployments(session, inventory, observations, now, events)
-            result.catalog_models = self._sync_catalog(session, inventory, now, events)
-            result.events = events.count
+                result.accounts = len(inventory.accounts)
+            self._sync_accounts(inventory, accounts, deployments, writes)
+            result.deployments = self._sync_deployments(inventory, observations, accounts, deployments, before,
+                                                        writes)
+            result.catalog_models = self._sync_catalog(session, inventory, writes)
+            writes.execute(session)
+            result.events = len(writes.events)
             if guard is not None and not guard(session, result):
                 self._catalog_written.clear()  # nothing of this transaction stays
-                raise Fenced(f"subscription {inventory.subscription.subscription_id}: the claim on it was lost")
+                raise Fenced(f"subscription {sub_id}: the claim on it was lost")
+        self._subscriptions_seen.add(sub_id)
         return result
 
-    def _sync_catalog(self, session: Session, inventory: SubscriptionInventory, now: datetime,
-                      events: _EventLog) -> int:
+    def _sync_subscription(self, session: Session, subscription: Subscription, writes: _Writes) -> None:
+        sub_id = subscription.subscription_id
+        row = session.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.subscription_id == sub_id)).first()
+        if row is None:
+            writes.insert(SUBSCRIPTIONS, {"subscription_id": sub_id, "display_name": subscription.display_name,
+                                          "state": subscription.state, "first_seen": writes.now,
+                                          "last_seen": writes.now, "removed_at": None, "missed_since": None})
+            writes.event("subscription", sub_id, "subscription_added")
+            return
+        if row.removed_at is not None:
+            writes.event("subscription", sub_id, "subscription_added")
+        values = {"display_name": subscription.display_name or row.display_name,
+                  "state": subscription.state or row.state}
+        if (row.removed_at is not None or row.missed_since is not None
+                or any(row._mapping[name] != value for name, value in values.items())):
+            writes.update(SUBSCRIPTIONS, "subscription_id", sub_id,
+                          {**values, "last_seen": writes.now, "removed_at": None, "missed_since": None})
+
+    def _sync_accounts(self, inventory: SubscriptionInventory, existing: dict[str, Row[Any]],
+                       deployments: dict[str, list[Row[Any]]], writes: _Writes) -> None:
+        """Accounts are seen when their deployments were listed completely; listed accounts are upserted, accounts
+        no longer listed are removed with their deployments, and when the account list itself could not be read,
+        every known account of the subscription is missed."""
+        now = writes.now
+        complete = {arm_key(account_id) for account_id in inventory.deployments
+                    if account_id not in inventory.partial_accounts}
+        if inventory.accounts is None:
+            for stored in existing.values():
+                if stored.removed_at is None and stored.missed_since is None:
+                    writes.update(ACCOUNTS, "key", stored.key, self._missed(stored.last_seen, now))
+            return
+        listed: set[str] = set()
+        for account in inventory.accounts:
+            key = arm_key(account.id)
+            listed.add(key)
+            values: dict[str, Any] = {
+                "arm_id": account.id, "subscription_id": inventory.subscription.subscription_id,
+                "resource_group": account.resource_group, "name": account.name, "kind": account.kind,
+                "location": account.location, "tags": dict(account.tags)}
+            seen = key in complete
+            row = existing.get(key)
+            if row is None:
+                writes.insert(ACCOUNTS, {"key": key, **values, "first_seen": now, "last_seen": now,
+                                         "removed_at": None, "missed_since": None if seen else now})
+                writes.event("account", key, "account_added", new=account.id)
+                continue
+            if row.removed_at is not None:
+                writes.event("account", key, "account_added", new=account.id)
+            elif dict(row.tags or {}) != values["tags"]:
+                writes.event("account", key, "account_tags_changed", "tags", _tags(row.tags), _tags(account.tags))
+            changed = row.removed_at is not None or any(row._mapping[name] != value for name, value in values.items())
+            if seen:
+                if changed or row.missed_since is not None:
+                    writes.update(ACCOUNTS, "key", key,
+                                  {**values, "last_seen": now, "removed_at": None, "missed_since": None})
+                continue
+            # listed, but its deployments were not read completely: missed (the account itself is here)
+            missed: dict[str, Any] = {}
+            if row.removed_at is not None:
+                missed = {"last_seen": now, "missed_since": now}
+            elif row.missed_since is None:
+                missed = self._missed(row.last_seen, now)
+            if changed or missed:
+                writes.update(ACCOUNTS, "key", key, {**values, **missed, "removed_at": None})
+        for key, row in existing.items():
+            if key not in listed and row.removed_at is None:
+                self._remove_account(row, deployments.get(key, []), writes)
+
+    def _sync_deployments(self, inventory: SubscriptionInventory, observations: Sequence[DeploymentObservation],
+                          accounts: dict[str, Row[Any]], deployments: dict[str, list[Row[Any]]],
+                          before: dict[str, datetime | None], writes: _Writes) -> int:
+        if not inventory.deployments:
+            return 0
+        now = writes.now
+        listed_accounts = {arm_key(account_id) for account_id in inventory.deployments
+                           if account_id not in inventory.partial_accounts}
+        partial = {arm_key(account_id) for account_id in inventory.partial_accounts}
+        stored = {row.key: row for account_key in {arm_key(a) for a in inventory.deployments}
+                  for row in deployments.get(account_key, [])}
+        observed: set[str] = set()
+        for observation in observations:
+            deployment = observation.deployment
+            key = arm_key(deployment.id)
+            if key in observed:
+                continue  # listed twice: the first one counts
+            observed.add(key)
+            values = _deployment_values(observation)
+            row = stored.get(key)
+            if row is None:
+                writes.insert(DEPLOYMENTS, {"key": key, **dict.fromkeys(_CATALOG_FACTS), **values, "first_seen": now,
+                                            "last_seen": now, "removed_at": None})
+                writes.event("deployment", key, "deployment_added", new=deployment.model_version)
+                continue
+            mapping = row._mapping
+            if row.removed_at is not None:
+                writes.event("deployment", key, "deployment_added", new=deployment.model_version)
+                changed = True
+            else:
+                for field, kind in DEPLOYMENT_FIELD_EVENTS.items():
+                    if field in values and mapping[field] != values[field]:
+                        writes.event("deployment", key, kind, field, mapping[field], values[field])
+                changed = any(mapping[field] != value for field, value in values.items())
+            if changed or values["account_key"] in partial:  # a partly listed account is missed, not its listed
+                writes.update(DEPLOYMENTS, "key", key, {**values, "last_seen": now, "removed_at": None})
+        for account_key in listed_accounts:
+            for row in deployments.get(account_key, []):
+                if row.key not in observed and row.removed_at is None:
+                    self._remove_deployment(row, before.get(account_key), writes)
+        return len(observations)
+
+    def _sync_catalog(self, session: Session, inventory: SubscriptionInventory, writes: _Writes) -> int:
         by_scope: dict[str, list[CatalogModel]] = {scope: [] for scope in inventory.catalog_scopes_read}
         for entry in inventory.catalog:
             by_scope.setdefault(entry.scope, []).append(entry)
         for scope, entries in by_scope.items():
-            digest = _digest(entries)
-            if self._catalog_written.get(scope) == digest:
+            self._scopes_seen.add(scope.casefold())
+            snapshot = tuple(entries)
+            if self._catalog_written.get(scope) == snapshot:
                 continue  # another subscription of this poll saw the same catalog for this scope
-            _sync_catalog_scope(session, scope, entries, now, events)
-            self._catalog_written[scope] = digest
+            self._sync_catalog_scope(session, scope, entries, writes)
+            self._catalog_written[scope] = snapshot
         return len(inventory.catalog)
 
+    def _sync_catalog_scope(self, session: Session, scope: str, entries: Sequence[CatalogModel],
+                            writes: _Writes) -> None:
+        """Listed entries are upserted (an event per changed fact); stored entries not listed are missed."""
+        now = writes.now
+        scope = scope.casefold()  # account scopes are ARM ids, stored by key like the accounts themselves
+        existing = {(row.format_key, row.name_key, row.version_key): row for row in session.execute(
+            select(CATALOG).where(CATALOG.c.scope == scope))}
+        listed: set[tuple[str, str, str]] = set()
+        for entry in entries:
+            if entry.key in listed:
+                continue
+            listed.add(entry.key)
+            row = existing.get(entry.key)
+            values = _catalog_values(entry)
+            if row is None:
+                writes.insert(CATALOG, {"scope": scope, "format_key": entry.key[0], "name_key": entry.key[1],
+                                        "version_key": entry.key[2], **values, "first_seen": now, "last_seen": now,
+                                        "missed_since": None})
+                continue
+            mapping = row._mapping
+            for field, kind in CATALOG_FIELD_EVENTS.items():
+                if mapping[field] != values[field]:
+                    subject = f"{scope}|{entry.format}|{entry.name}|{entry.version}"
+                    writes.event("catalog_model", subject, kind, field, _jsonish(mapping[field]),
+                                 _jsonish(values[field]))
+            if row.missed_since is not None or any(mapping[field] != values[field] for field in _CATALOG_FIELDS):
+                writes.update(CATALOG, "id", row.id, {**values, "last_seen": now, "missed_since": None})
+        for key, row in existing.items():
+            if key not in listed and row.missed_since is None:
+                writes.update(CATALOG, "id", row.id, self._missed(row.last_seen, now))
 
-def _digest(entries: Sequence[CatalogModel]) -> str:
-    return hashlib.sha256(repr(sorted(entries, key=lambda e: e.key)).encode()).hexdigest()
 
-
-def _upsert_subscription(session: Session, subscription: Subscription, now: datetime, events: _EventLog) -> None:
-    row = session.get(SubscriptionRow, subscription.subscription_id)
-    if row is None:
-        row = SubscriptionRow(subscription_id=subscription.subscription_id, first_seen=now)
-        session.add(row)
-        events.add("subscription", subscription.subscription_id, "subscription_added")
-    elif row.removed_at is not None:
-        events.add("subscription", subscription.subscription_id, "subscription_added")
-    row.display_name = subscription.display_name or row.display_name
-    row.state = subscription.state or row.state
-    row.last_seen, row.removed_at = now, None
-
-
-def _sync_accounts(session: Session, subscription_id: str, accounts: Sequence[Account], now: datetime,
-                   events: _EventLog) -> int:
-    existing = {row.key: row for row in session.scalars(
-        select(AccountRow).where(AccountRow.subscription_id == subscription_id))}
-    for account in accounts:
-        key = arm_key(account.id)
-        row = existing.pop(key, None)
-        if row is None:
-            row = AccountRow(key=key, first_seen=now)
-            session.add(row)
-            events.add("account", key, "account_added", new=account.id)
-        else:
-            if row.removed_at is not None:
-                events.add("account", key, "account_added", new=account.id)
-            if dict(row.tags or {}) != dict(account.tags):
-                events.add("account", key, "account_tags_changed", "tags", _tags(row.tags), _tags(account.tags))
-        row.arm_id, row.subscription_id, row.resource_group = account.id, subscription_id, account.resource_group
-        row.name, row.kind, row.location, row.tags = account.name, account.kind, account.location, dict(account.tags)
-        row.last_seen, row.removed_at = now, None
-    for row in existing.values():
-        if row.removed_at is None:
-            _remove_account(session, row, now, events)
-    session.flush()
-    return len(accounts)
+def _by_account(rows: Iterable[Row[Any]]) -> dict[str, list[Row[Any]]]:
+    grouped: dict[str, list[Row[Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row.account_key, []).append(row)
+    return grouped
 
 
 def _tags(tags: Mapping[str, str] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((tags or {}).items()))
-
-
-def _remove_account(session: Session, account: AccountRow, now: datetime, events: _EventLog) -> None:
-    account.removed_at = now
-    events.add("account", account.key, "account_removed", old=account.arm_id)
-    for deployment in session.scalars(select(DeploymentRow).where(
-            DeploymentRow.account_key == account.key, DeploymentRow.removed_at.is_(None))):
-        deployment.removed_at = now
-        events.add("deployment", deployment.key, "deployment_removed", old=deployment.model_version)
-
-
-def _sync_deployments(session: Session, inventory: SubscriptionInventory,
-                      observations: Sequence[DeploymentObservation], now: datetime, events: _EventLog) -> int:
-    listed_accounts = {arm_key(account_id) for account_id in inventory.deployments
-                       if account_id not in inventory.partial_accounts}
-    if not inventory.deployments:
-        return 0
-    existing = {row.key: row for row in session.scalars(select(DeploymentRow).where(
-        DeploymentRow.subscription_id == inventory.subscription.subscription_id))}
-    for observation in observations:
-        deployment = observation.deployment
-        key = arm_key(deployment.id)
-        row = existing.pop(key, None)
-        values = _deployment_values(observation)
-        if row is None or row.removed_at is not None:
-            if row is None:
-                row = DeploymentRow(key=key, first_seen=now)
-                session.add(row)
-            events.add("deployment", key, "deployment_added", new=deployment.model_version)
-        else:
-            for field, kind in DEPLOYMENT_FIELD_EVENTS.items():
-                if field in values and getattr(row, field) != values[field]:
-                    events.add("deployment", key, kind, field, getattr(row, field), values[field])
-        for field, value in values.items():
-            setattr(row, field, value)
-        row.last_seen, row.removed_at = now, None
-    for row in existing.values():
-        if row.account_key in listed_accounts and row.removed_at is None:
-            row.removed_at = now
-            events.add("deployment", row.key, "deployment_removed", old=row.model_version)
-    return len(observations)
 
 
 def _deployment_values(observation: DeploymentObservation) -> dict[str, Any]:
@@ -315,29 +509,6 @@ def _deployment_values(observation: DeploymentObservation) -> dict[str, Any]:
     if observation.catalog_read:
         values.update({name: getattr(observation, name) for name in _CATALOG_FACTS})
     return values
-
-
-def _sync_catalog_scope(session: Session, scope: str, entries: Sequence[CatalogModel], now: datetime,
-                        events: _EventLog) -> None:
-    scope = scope.casefold()  # account scopes are ARM ids, stored by key like the accounts themselves
-    existing = {(row.format_key, row.name_key, row.version_key): row for row in session.scalars(
-        select(CatalogModelRow).where(CatalogModelRow.scope == scope))}
-    for entry in entries:
-        row = existing.pop(entry.key, None)
-        values = _catalog_values(entry)
-        if row is None:
-            row = CatalogModelRow(scope=scope, format_key=entry.key[0], name_key=entry.key[1],
-                                  version_key=entry.key[2], first_seen=now)
-            session.add(row)
-        else:
-            for field, kind in CATALOG_FIELD_EVENTS.items():
-                if getattr(row, field) != values[field]:
-                    subject = f"{scope}|{entry.format}|{entry.name}|{entry.version}"
-                    events.add("catalog_model", subject, kind, field, _jsonish(getattr(row, field)),
-                               _jsonish(values[field]))
-        for field, value in values.items():
-            setattr(row, field, value)
-        row.last_seen = now
 
 
 def _jsonish(value: Any) -> Any:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from daemon.records import Account, CatalogModel, Deployment, SkuRetirement
+from daemon.store.inventory import seen_until
 from daemon.store.schema import AccountRow, CatalogModelRow, DeploymentRow, EventRow, PollFailureRow, PollRow
 
 
@@ -46,6 +47,41 @@ def current_deployments(session: Session) -> Iterator[Deployment]:
                            .order_by(DeploymentRow.key).execution_options(yield_per=2000))
     for row in rows:
         yield deployment_from_row(row)
+
+
+def last_complete_poll_started(session: Session) -> datetime | None:
+    """When the latest poll that went through every subscription it listed (``ok`` or ``partial``) started."""
+    started = session.scalar(select(PollRow.started_at).where(PollRow.status.in_(("ok", "partial")))
+                             .order_by(PollRow.id.desc()).limit(1))
+    return started.replace(tzinfo=UTC) if started is not None and started.tzinfo is None else started
+
+
+def deployments_last_seen(session: Session, keys: Iterable[str] | None = None) -> dict[str, datetime]:
+    """When each deployment (by key; all of them when ``keys`` is None) was last seen by a poll.
+
+    A poll writes nothing for what it finds unchanged (``store.schema``: "Last seen"): a deployment was seen
+    whenever its account's deployments were listed, which every complete poll since the account's ``last_seen``
+    did unless the account is marked missed or removed; its own ``last_seen`` counts when it is later (written when
+    it changed, or was listed in a partly readable account) and alone once it is removed."""
+    last_complete = last_complete_poll_started(session)
+    query = select(DeploymentRow.key, DeploymentRow.last_seen, DeploymentRow.removed_at, AccountRow.last_seen,
+                   AccountRow.missed_since, AccountRow.removed_at).join(
+        AccountRow, AccountRow.key == DeploymentRow.account_key)
+    if keys is not None:
+        query = query.where(DeploymentRow.key.in_([key.casefold() for key in keys]))
+    seen: dict[str, datetime] = {}
+    for key, own, removed_at, account_seen, account_missed, account_removed in session.execute(query):
+        own = _utc(own)
+        if removed_at is not None:
+            seen[key] = own
+            continue
+        account = seen_until(account_seen, account_missed, account_removed, last_complete)
+        seen[key] = max(own, account) if account is not None else own
+    return seen
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def deployment_by_key(session: Session, key: str) -> Deployment | None:

@@ -3,6 +3,12 @@
 Keys: ARM ids are case-insensitive, so every table keyed by one stores ``key`` (the id case-folded) and ``arm_id``
 (as Azure spelled it). Rows are never deleted when Azure stops listing them: ``removed_at`` marks them, so history
 and the alerts that refer to them stay intact.
+
+Last seen: an unchanged poll writes nothing. ``last_seen`` is set whenever a row is written anyway (added, changed,
+removed, missed, seen again); ``missed_since`` (subscriptions, accounts, catalog entries) is set when a poll that
+completed (``ok`` / ``partial``) did not see the row, and cleared when one sees it again. So a row that is neither
+removed nor missed was seen by every complete poll since its ``last_seen``, and a deployment was seen whenever its
+account was (``queries.last_seen`` reads it back).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class SubscriptionRow(Base):
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    missed_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # see "Last seen" above
 
 
 class AccountRow(Base):
@@ -69,6 +76,8 @@ class AccountRow(Base):
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # a poll did not read its deployments completely (the account was not listed, or its list failed)
+    missed_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class DeploymentRow(Base):
@@ -134,6 +143,7 @@ class CatalogModelRow(Base):
     base_version: Mapped[str | None] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    missed_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # not listed by a poll
 
 
 class PollRow(Base):

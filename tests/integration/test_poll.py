@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -308,3 +309,105 @@ def test_poll_and_status_commands(arm: ArmEmulator, database_url: str, monkeypat
     arm.faults.forbid_subscription(SUB_C)
     assert main(["poll", *now]) == 1
     assert "AuthorizationFailed" in capsys.readouterr().out
+
+
+def test_dropped_connections_and_slow_answers_are_retried(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                         database_url: str, clock: FixedClock) -> None:
+    run_poll(config_for(arm, database_url, timeout_seconds=1), clock, sessions)
+    baseline = len(arm.requests) - arm.count("/Microsoft.Insights/metrics")  # usage is read once a day
+    arm.clear_requests()
+    arm.faults.disconnect("/accounts/acct-a/deployments", times=2)  # closed without an answer, twice
+    arm.faults.slow("/accounts/acct-b/deployments", seconds=2.5, times=1)  # longer than the read timeout
+    report = run_poll(config_for(arm, database_url, timeout_seconds=1), clock, sessions)
+    assert report.ok, report.failures
+    assert report.deployments == 8 and report.events == 0
+    assert arm.count("/accounts/acct-a/deployments", status=0) == 2
+    assert report.requests == baseline + 3, "each failed attempt is retried once more, nothing else is"
+    assert not arm.faults.pending()
+
+
+def test_a_poll_waiting_for_the_lock_reads_again_once_it_holds_it(
+        arm: ArmEmulator, sessions: sessionmaker[Session], database_url: str, clock: FixedClock) -> None:
+    import threading
+
+    from daemon.poll import run_poll_reading_first
+    from daemon.store.poll_lock import poll_lock
+
+    config = config_for(arm, database_url)
+    run_poll(config, clock, sessions)
+    with poll_lock(sessions.kw["bind"], 5) as held:  # another poll is running
+        assert held
+        result: list[Any] = []
+        waiting = threading.Thread(target=lambda: result.append(
+            run_poll_reading_first(config, clock, lambda: sessions, lock_wait_seconds=30)))
+        waiting.start()
+        deadline = time.monotonic() + 20
+        while arm.count("/accounts/acct-c/deployments") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the waiting poll has read the estate before it got the lock
+        with arm.update() as estate:  # ... and the other poll sees (and stores) a change meanwhile
+            estate["subscriptions"][2]["accounts"][0]["deployments"].append(deployment("c2", "gpt-5.1", "2025-11-13"))
+    waiting.join(60)
+    assert result and result[0].ok, result
+    assert result[0].events == 1, "what was read before the lock was dropped and read again"
+    with sessions() as session:
+        assert session.scalars(select(DeploymentRow.name).where(DeploymentRow.name == "c2")).one() == "c2"
+
+
+def test_an_unchanged_poll_writes_nothing_and_still_knows_what_it_saw(
+        arm: ArmEmulator, sessions: sessionmaker[Session], database_url: str, clock: FixedClock) -> None:
+    from daemon.store.schema import AccountRow
+
+    config = config_for(arm, database_url)
+    run_poll(config, clock, sessions)
+
+    def stored() -> list[Any]:
+        with sessions() as session:
+            return [session.execute(select(model.__table__)).all()
+                    for model in (SubscriptionRow, AccountRow, DeploymentRow, CatalogModelRow, EventRow)]
+
+    before = stored()
+    later = FixedClock(clock.now() + timedelta(hours=1))
+    report = run_poll(config, later, sessions)
+    assert report.ok and report.events == 0
+    assert stored() == before
+    with sessions() as session:
+        seen = queries.deployments_last_seen(session)
+    assert len(seen) == 8 and set(seen.values()) == {later.now()}
+
+
+def test_the_reading_process_dies_with_a_killed_poll(arm: ArmEmulator, tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "retirewatch.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/rw.sqlite"\n[azure]\nresource_manager_endpoint = '
+                      f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n')
+    arm.faults.slow("/deployments", seconds=5)  # the poll is still reading when it is killed
+    poll = subprocess.Popen([sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
+                            env=dict(os.environ, RETIREWATCH_POLL_READER="process"))
+
+    def readers() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and entry.name != str(poll.pid):
+                try:
+                    if str(config).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    deadline = time.monotonic() + 30
+    while not (arm.count("/deployments") and readers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert readers(), "the poll reads in a child process"
+    poll.send_signal(signal.SIGKILL)
+    poll.wait(10)
+    deadline = time.monotonic() + 10
+    while readers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert readers() == [], "the reading process outlived its poll"
+    arm.faults.reset()

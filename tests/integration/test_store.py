@@ -181,3 +181,92 @@ def test_poll_record_keeps_counts_and_failures(sessions: sessionmaker[Session]) 
         assert (failure.status_code, failure.operation) == (403, "list-accounts")
         summary = queries.last_poll(session)
         assert summary is not None and summary.status == "partial" and len(summary.failures) == 1
+
+
+def _rows(sessions: sessionmaker[Session]) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every inventory table (not the polls' own records)."""
+    from daemon.store.schema import AccountRow, SubscriptionRow
+
+    tables = {"subscriptions": SubscriptionRow, "accounts": AccountRow, "deployments": DeploymentRow,
+              "catalog_models": CatalogModelRow, "events": EventRow}
+    with sessions() as session:
+        return {name: [tuple(row) for row in session.execute(select(model.__table__)).all()]
+                for name, model in tables.items()}
+
+
+def test_an_unchanged_poll_writes_nothing_but_its_own_record(sessions: sessionmaker[Session]) -> None:
+    store = InventoryStore(sessions)
+    chat, embed = deployment("chat"), deployment("embed", model_name="text-embedding-3-large", version="1")
+    poll(store, T0, inventory(chat, embed), [observed(chat), observed(embed, None)])
+    before = _rows(sessions)
+    assert poll(store, T0 + timedelta(hours=1), inventory(chat, embed), [observed(chat), observed(embed, None)]) == 0
+    assert _rows(sessions) == before
+    with sessions() as session:
+        assert [row.status for row in session.scalars(select(PollRow).order_by(PollRow.id))] == ["ok", "ok"]
+        # ... and yet both deployments were seen by the second poll
+        assert queries.deployments_last_seen(session) == {
+            arm_key(chat.id): T0 + timedelta(hours=1), arm_key(embed.id): T0 + timedelta(hours=1)}
+
+
+def arm_key(arm_id: str) -> str:
+    return arm_id.casefold()
+
+
+def test_last_seen_is_true_without_a_write_per_deployment(sessions: sessionmaker[Session]) -> None:
+    store = InventoryStore(sessions)
+    chat, embed = deployment("chat"), deployment("embed")
+    both = [observed(chat), observed(embed)]
+    keys = (arm_key(chat.id), arm_key(embed.id))
+
+    def seen() -> tuple[datetime, ...]:
+        with sessions() as session:
+            last = queries.deployments_last_seen(session)
+            return tuple(last[key] for key in keys)
+
+    poll(store, T0, inventory(chat, embed), both)
+    poll(store, T0 + timedelta(hours=1), inventory(chat, embed), both)
+    assert seen() == (T0 + timedelta(hours=1),) * 2
+
+    failed_listing = inventory(chat, embed)
+    failed_listing.deployments = {}  # the account's deployments could not be read: not seen
+    poll(store, T0 + timedelta(hours=2), failed_listing, [])
+    poll(store, T0 + timedelta(hours=3), failed_listing, [])
+    assert seen() == (T0 + timedelta(hours=1),) * 2
+
+    partly = inventory(chat, embed)
+    partly.partial_accounts = {ACCOUNT.id}  # embed was unreadable this time: chat was seen, embed was not
+    poll(store, T0 + timedelta(hours=4), partly, [observed(chat)])
+    assert seen() == (T0 + timedelta(hours=4), T0 + timedelta(hours=1))
+
+    poll(store, T0 + timedelta(hours=5), inventory(chat, embed), both)
+    assert seen() == (T0 + timedelta(hours=5),) * 2
+
+    poll(store, T0 + timedelta(hours=6), inventory(chat), [observed(chat)])  # embed is gone
+    poll(store, T0 + timedelta(hours=7), inventory(chat), [observed(chat)])
+    assert seen() == (T0 + timedelta(hours=7), T0 + timedelta(hours=5))
+
+    other = SubscriptionInventory(subscription=Subscription("00000000-0000-0000-0000-000000000002"), accounts=[])
+    poll(store, T0 + timedelta(hours=8), other, [])  # a complete poll that did not read this subscription at all
+    poll(store, T0 + timedelta(hours=9), other, [])
+    assert seen() == (T0 + timedelta(hours=7), T0 + timedelta(hours=5))
+
+    poll_id = store.start_poll(T0 + timedelta(hours=10))  # a poll that stopped before this subscription
+    store.finish_poll(poll_id, T0 + timedelta(hours=10), status="stopped", counts={}, failures=[])
+    poll(store, T0 + timedelta(hours=11), inventory(chat), [observed(chat)])
+    assert seen() == (T0 + timedelta(hours=11), T0 + timedelta(hours=5))
+
+
+def test_catalog_entries_no_longer_listed_are_marked_missed(sessions: sessionmaker[Session]) -> None:
+    store = InventoryStore(sessions)
+    older = replace(GPT4O, version="2024-08-06")
+    poll(store, T0, inventory(catalog=(GPT4O, older)), [])
+    poll(store, T0 + timedelta(hours=1), inventory(catalog=(GPT4O,)), [])
+    with sessions() as session:
+        missed = {row.version: row.missed_since and row.missed_since.replace(tzinfo=UTC)
+                  for row in session.scalars(select(CatalogModelRow))}
+    assert missed == {"2024-05-13": None, "2024-08-06": T0 + timedelta(hours=1)}
+    poll(store, T0 + timedelta(hours=2), inventory(catalog=(GPT4O, older)), [])
+    with sessions() as session:
+        rows = {row.version: (row.missed_since, row.last_seen.replace(tzinfo=UTC))
+                for row in session.scalars(select(CatalogModelRow))}
+    assert rows["2024-08-06"] == (None, T0 + timedelta(hours=2))
