@@ -3,7 +3,7 @@
 An unchanged poll used to rewrite every deployment, account, subscription and catalog row just to move
 ``last_seen``. Now ``last_seen`` is written only when a row is written anyway (added, changed, removed, missed,
 seen again), and ``missed_since`` marks the rows the latest polls did not see: a row with ``missed_since`` NULL (and
-not removed) was seen by every complete poll since its ``last_seen`` (``store.queries.last_seen``). Existing rows
+not removed) was seen by every complete poll since its ``last_seen`` (``queries.deployments_last_seen``). Existing rows
 start as seen (NULL), which is what their ``last_seen`` already said.
 
 Revision ID: 0007
