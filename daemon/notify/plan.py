@@ -5,6 +5,11 @@ For each deployment, top to bottom: assess (pure) -> route -> resolved? -> deadl
 replies in the deployment's open thread. The outbox keys make a second run, or a second replica, a no-op;
 planners take turns (``alerts.claim_planning``), and the database allows one open thread per deployment.
 
+The cost does not grow with the number of messages in statements: the planner reads the open threads, and the steps
+already told and the acks of today's deadlines only (one statement per 500 of them), decides in memory, and writes
+the outbox, the new threads and the thread changes through one :class:`alerts.Batch` (a few multi-row statements
+per 500 rows, no savepoint or look-up per message).
+
 Anything queued that is still unsent after ``slack.pending_alarm_minutes`` is reported once as an operational
 problem: a message stuck in the outbox must not go unnoticed.
 """
@@ -15,21 +20,22 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
 from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess, lifecycle_words
-from daemon.lifecycle.escalation import EscalationPolicy, Stage, decide
+from daemon.lifecycle.escalation import EscalationPolicy, Stage, Step, decide, step_today
 from daemon.notify import ops
 from daemon.notify.render import AlertView, MessageKind, in_days, render_alert, render_parent
 from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
+from daemon.store.alerts import Batch, ThreadState
 from daemon.store.inventory import arm_key
-from daemon.store.schema import AckRow, AlertThreadRow, EventRow
+from daemon.store.schema import AckRow, EventRow
 
 log = logging.getLogger(__name__)
 EVENT_CURSOR = "notify-events"
@@ -59,47 +65,80 @@ class _Sent:
     last_overdue: date | None
 
 
+NOTHING_SENT = _Sent(frozenset(), None)
+
+
+class _StepsWorkedOutOnce(EscalationPolicy):
+    """The escalation policy, each (consequence, scope)'s steps worked out once, not once per deployment."""
+
+    @classmethod
+    def of(cls, policy: EscalationPolicy) -> EscalationPolicy:
+        return cls(**{f.name: getattr(policy, f.name) for f in fields(policy)})
+
+    def steps_for(self, consequence: str, scope: str | None) -> tuple[Step, ...]:
+        memo: dict[tuple[str, str | None], tuple[Step, ...]] = self.__dict__.setdefault("_memo", {})
+        key = (consequence, scope)
+        if key not in memo:
+            memo[key] = super().steps_for(consequence, scope)
+        return memo[key]
+
+
 class Planner:
     def __init__(self, config: Config, policy: EscalationPolicy, router: Router,
                  overrides: ScopeOverrides | None) -> None:
-        self._config, self._policy, self._router, self._overrides = config, policy, router, overrides
+        self._config, self._router, self._overrides = config, router, overrides
+        self._policy: EscalationPolicy = _StepsWorkedOutOnce.of(policy)
         self._portal = config.slack.portal_url
 
     def plan(self, session: Session, now: datetime) -> PlanReport:
         today, report = now.date(), PlanReport()
         alerts.claim_planning(session)  # first: a concurrent planner waits here, then reads what this one wrote
+        batch = Batch(session, now)
         self._report_stale_pending(session, now, report)
         accounts = queries.accounts_by_key(session)
         index = CatalogIndex(queries.catalog(session))
         threads = alerts.open_threads(session)
-        sent = _sent_by_deadline(session)
-        acks = alerts.latest_acks(session)
         current: dict[str, tuple[Deployment, Assessment]] = {}
         for deployment in queries.current_deployments(session):
             current[arm_key(deployment.id)] = (deployment, assess(deployment, index, today, self._overrides))
-        self._report_changes(session, now, threads, current, accounts, report)
+        # Only a deadline that is in a step today can be due: only theirs are looked up.
+        stepped = [(key, assessment.strikes_on) for key, (_, assessment) in current.items()
+                   if self._step_today(assessment, today) is not None]
+        sent = _sent_by_deadline(alerts.sent_steps(session, stepped))
+        acks = alerts.acks_for(session, stepped)
+        self._report_changes(session, batch, threads, current, accounts)
         for key, (deployment, assessment) in current.items():
             account = accounts.get(arm_key(deployment.account_id))
             target = self._route(deployment, account)
-            self._plan_one(session, now, key, deployment, assessment, target, threads, sent, acks, report)
-            self._fine_tune_ends(session, now, key, deployment, assessment, target, report)
-        for key, thread in list(threads.items()):
-            if key not in current:
-                gone = queries.deployment_by_key(session, key)
-                self._resolve(session, now, thread, gone, None, "the deployment was deleted", report)
+            self._plan_one(batch, now, key, deployment, assessment, target, threads, sent, acks, report)
+            self._fine_tune_ends(batch, now, key, deployment, assessment, target)
+        gone = [thread for key, thread in threads.items() if key not in current]
+        stored = queries.deployments_by_keys(session, [thread.key for thread in gone])
+        for thread in gone:
+            self._resolve(batch, now, thread, stored.get(thread.key), None, "the deployment was deleted")
+        for alert in batch.flush():
+            report.count(alert.kind)
         return report
+
+    def _step_today(self, assessment: Assessment, today: date) -> Step | None:
+        if not assessment.escalate:
+            return None
+        return step_today(self._policy, consequence=assessment.consequence.value,
+                          scope=assessment.update_scope.value if assessment.update_scope else None,
+                          days_left=assessment.days_left, today=today, struck=assessment.struck,
+                          date_pending=assessment.date_pending)
 
     # -- one deployment ------------------------------------------------------------------------------------------
 
-    def _plan_one(self, session: Session, now: datetime, key: str, deployment: Deployment,
-                  assessment: Assessment, target: RouteTarget, threads: dict[str, AlertThreadRow],
+    def _plan_one(self, batch: Batch, now: datetime, key: str, deployment: Deployment,
+                  assessment: Assessment, target: RouteTarget, threads: Mapping[str, ThreadState],
                   sent: Mapping[tuple[str, date | None], _Sent], acks: Mapping[tuple[str, date | None], AckRow],
                   report: PlanReport) -> None:
         today = now.date()
         deadline = assessment.strikes_on
         thread = threads.get(key)
         scope = assessment.update_scope.value if assessment.update_scope else None
-        already = sent.get((key, deadline), _Sent(frozenset(), None))
+        already = sent.get((key, deadline), NOTHING_SENT)
         ack = acks.get((key, deadline))
         decision = decide(self._policy, consequence=assessment.consequence.value, scope=scope,
                           days_left=assessment.days_left, today=today, sent_keys=already.keys,
@@ -109,7 +148,7 @@ class Planner:
                           ack_until=ack.until if ack else None,
                           acked_on=ack.created_at.date() if ack else None)
         if thread is not None and decision.step is None:
-            self._resolve(session, now, thread, deployment, assessment, _why_resolved(assessment, thread), report)
+            self._resolve(batch, now, thread, deployment, assessment, _why_resolved(assessment))
             return
         if decision.step is None:
             return
@@ -119,86 +158,73 @@ class Planner:
         view = self._view(MessageKind.STAGE, deployment, assessment, target, decision.step.stage.value,
                           f"{key}|{deadline}|{decision.step.key}")
         if thread is not None and thread.deadline != deadline:
-            self._deadline_moved(session, now, thread, view, decision.step.key, decision.due, report)
+            self._deadline_moved(batch, thread, view, decision.step.key, decision.due)
             return
         if not decision.due:
             return
         if thread is None:
-            threads[key] = self._open_thread(session, now, key, target, assessment, view, decision.step.key, report)
+            self._open_thread(batch, key, target, assessment, view, decision.step.key)
             return
         broadcast = decision.step.stage in LOUD_STAGES
-        self._reply(session, now, thread, view, MessageKind.STAGE.value, view.alert_key, decision.step.key,
-                    deadline, broadcast, report)
-        self._update_parent(session, now, thread, view, decision.step.key, report)
+        self._reply(batch, thread, view, MessageKind.STAGE.value, view.alert_key, decision.step.key, deadline,
+                    broadcast)
+        self._update_parent(batch, thread, view, decision.step.key)
 
-    def _open_thread(self, session: Session, now: datetime, key: str, target: RouteTarget,
-                     assessment: Assessment, view: AlertView, step_key: str, report: PlanReport) -> AlertThreadRow:
-        thread, opened = alerts.open_thread(session, AlertThreadRow(
-            deployment_key=key, channel=target.channel, deadline=assessment.strikes_on,
-            consequence=assessment.consequence.value, stage=view.stage, opened_at=now))
-        if not opened:  # another planner opened it, with its first message: the next run carries on from there
-            log.info("thread for %s was opened by another planner (thread %s)", key, thread.id)
-            return thread
+    def _open_thread(self, batch: Batch, key: str, target: RouteTarget, assessment: Assessment, view: AlertView,
+                     step_key: str) -> None:
         message = render_alert(view, self._portal)  # the full alert, mentions included: it opens the thread
         message.metadata["event_payload"]["parent"] = True
-        if alerts.enqueue(session, alerts.NewAlert(
-                key=view.alert_key, kind=MessageKind.STAGE.value, channel=target.channel, message=message.as_json(),
-                thread_id=thread.id, deployment_key=key, stage=step_key, deadline=assessment.strikes_on,
-                is_parent=True), now):
-            report.count(MessageKind.STAGE.value)
-        return thread
+        batch.open_thread(
+            alerts.NewThread(deployment_key=key, channel=target.channel, deadline=assessment.strikes_on,
+                             consequence=assessment.consequence.value, stage=view.stage),
+            alerts.NewAlert(key=view.alert_key, kind=MessageKind.STAGE.value, channel=target.channel,
+                            message=message.as_json(), deployment_key=key, stage=step_key,
+                            deadline=assessment.strikes_on, is_parent=True))
 
-    def _reply(self, session: Session, now: datetime, thread: AlertThreadRow, view: AlertView, kind: str,
-               alert_key: str, step_key: str | None, deadline: date | None, broadcast: bool,
-               report: PlanReport) -> None:
+    def _reply(self, batch: Batch, thread: ThreadState, view: AlertView, kind: str, alert_key: str,
+               step_key: str | None, deadline: date | None, broadcast: bool) -> None:
         message = render_alert(replace(view, alert_key=alert_key), self._portal)
-        if alerts.enqueue(session, alerts.NewAlert(
-                key=alert_key, kind=kind, channel=thread.channel, message=message.as_json(), thread_id=thread.id,
-                deployment_key=thread.deployment_key, stage=step_key, deadline=deadline, broadcast=broadcast), now):
-            report.count(kind)
+        batch.enqueue(alerts.NewAlert(
+            key=alert_key, kind=kind, channel=thread.channel, message=message.as_json(), thread_id=thread.id,
+            deployment_key=thread.key, stage=step_key, deadline=deadline, broadcast=broadcast))
 
-    def _update_parent(self, session: Session, now: datetime, thread: AlertThreadRow, view: AlertView,
-                       step_key: str, report: PlanReport) -> None:
-        thread.stage = view.stage
-        parent_key = alerts.parent_key(session, thread.id)
-        message = render_parent(replace(view, alert_key=parent_key or view.alert_key), self._portal)
-        if alerts.enqueue(session, alerts.NewAlert(
-                key=f"{thread.id}|parent|{thread.deadline}|{step_key}", kind="parent_update",
-                channel=thread.channel, message=message.as_json(), thread_id=thread.id,
-                deployment_key=thread.deployment_key), now):
-            report.count("parent_update")
+    def _update_parent(self, batch: Batch, thread: ThreadState, view: AlertView, step_key: str) -> None:
+        batch.update_thread(thread, stage=view.stage)
+        message = render_parent(replace(view, alert_key=thread.parent_key or view.alert_key), self._portal)
+        batch.enqueue(alerts.NewAlert(
+            key=f"{thread.id}|parent|{thread.deadline}|{step_key}", kind="parent_update", channel=thread.channel,
+            message=message.as_json(), thread_id=thread.id, deployment_key=thread.key))
 
-    def _deadline_moved(self, session: Session, now: datetime, thread: AlertThreadRow, view: AlertView,
-                        step_key: str, due: bool, report: PlanReport) -> None:
+    def _deadline_moved(self, batch: Batch, thread: ThreadState, view: AlertView, step_key: str,
+                        due: bool) -> None:
         """The date the consequence strikes moved: say so in the thread. The message counts as the new deadline's
         alert for its current stage, so the team is not told twice."""
         old, new = thread.deadline, view.strikes_on
         detail = f"moved from {old or 'no date'} to {new or 'no date'}"
         moved = replace(view, kind=MessageKind.DATE_MOVED, detail=detail)
-        key = f"{thread.deployment_key}|{new}|moved-from-{old}|{thread.id}"
-        self._reply(session, now, thread, moved, MessageKind.DATE_MOVED.value, key,
-                    step_key if due else None, new, view.stage in {s.value for s in LOUD_STAGES}, report)
-        thread.deadline = new
-        self._update_parent(session, now, thread, view, step_key, report)
+        key = f"{thread.key}|{new}|moved-from-{old}|{thread.id}"
+        self._reply(batch, thread, moved, MessageKind.DATE_MOVED.value, key, step_key if due else None, new,
+                    view.stage in {s.value for s in LOUD_STAGES})
+        batch.update_thread(thread, deadline=new)
+        self._update_parent(batch, thread, view, step_key)
 
-    def _resolve(self, session: Session, now: datetime, thread: AlertThreadRow, deployment: Deployment | None,
-                 assessment: Assessment | None, why: str, report: PlanReport) -> None:
+    def _resolve(self, batch: Batch, now: datetime, thread: ThreadState, deployment: Deployment | None,
+                 assessment: Assessment | None, why: str) -> None:
         view = AlertView(
             kind=MessageKind.RESOLVED, stage=thread.stage, deployment_id=deployment.id if deployment else
-            thread.deployment_key, subscription_id=deployment.subscription_id if deployment else "",
+            thread.key, subscription_id=deployment.subscription_id if deployment else "",
             resource_group=deployment.resource_group if deployment else "",
             account=deployment.account_name if deployment else "", deployment=deployment.name if deployment else
-            thread.deployment_key.rsplit("/", 1)[-1], location=deployment.location if deployment else "",
+            thread.key.rsplit("/", 1)[-1], location=deployment.location if deployment else "",
             model=deployment.model_name if deployment else None, version=deployment.model_version if deployment
             else None, sku=deployment.sku_name if deployment else None,
             upgrade_option=deployment.upgrade_option if deployment else None, consequence=thread.consequence,
             retirement_date=assessment.retirement_date if assessment else None, strikes_on=thread.deadline,
             days_left=None, date_source=None, date_status=None, replacement_model=None, replacement_version=None,
             update_scope=None, manual_migration=False, mentions=(), detail=why,
-            alert_key=f"{thread.deployment_key}|resolved|{thread.id}")
-        self._reply(session, now, thread, view, MessageKind.RESOLVED.value, view.alert_key, None, thread.deadline,
-                    False, report)
-        thread.closed_at, thread.close_reason = now, why
+            alert_key=f"{thread.key}|resolved|{thread.id}")
+        self._reply(batch, thread, view, MessageKind.RESOLVED.value, view.alert_key, None, thread.deadline, False)
+        batch.update_thread(thread, closed_at=now, close_reason=why)
 
     # -- the outbox itself ----------------------------------------------------------------------------------------
 
@@ -215,13 +241,12 @@ class Planner:
         if ops.raise_operational(session, channel, now, problem,
                                  f"{len(stale)} alert(s) still unsent after {minutes} minutes", lines):
             report.count(ops.OPERATIONAL)
-        for row in stale:
-            row.pending_alarm_at = now
+        alerts.mark_alarmed(session, [row.id for row in stale], now)
         log.warning("%d alert(s) still unsent after %d minutes: reported as an operational problem",
                     len(stale), minutes)
 
-    def _fine_tune_ends(self, session: Session, now: datetime, key: str, deployment: Deployment,
-                        assessment: Assessment, target: RouteTarget, report: PlanReport) -> None:
+    def _fine_tune_ends(self, batch: Batch, now: datetime, key: str, deployment: Deployment,
+                        assessment: Assessment, target: RouteTarget) -> None:
         """``deprecation.fineTune`` is the last day to train on the model: told once to a fine-tuned deployment's
         team, from the first alert threshold on. The deployed fine-tune keeps answering until its own retirement."""
         ends = assessment.fine_tune_retirement
@@ -237,16 +262,14 @@ class Planner:
                   "replacement before then if you will need to.")
         view = replace(self._view(MessageKind.FINE_TUNE_ENDS, deployment, assessment, target, None,
                                   f"{key}|fine-tune-ends|{ends}"), detail=detail)
-        if alerts.enqueue(session, alerts.NewAlert(
-                key=view.alert_key, kind=MessageKind.FINE_TUNE_ENDS.value, channel=target.channel,
-                message=render_alert(view, self._portal).as_json(), deployment_key=key, deadline=ends), now):
-            report.count(MessageKind.FINE_TUNE_ENDS.value)
+        batch.enqueue(alerts.NewAlert(
+            key=view.alert_key, kind=MessageKind.FINE_TUNE_ENDS.value, channel=target.channel,
+            message=render_alert(view, self._portal).as_json(), deployment_key=key, deadline=ends))
 
     # -- changes the poll recorded -------------------------------------------------------------------------------
 
-    def _report_changes(self, session: Session, now: datetime, threads: Mapping[str, AlertThreadRow],
-                        current: Mapping[str, tuple[Deployment, Assessment]], accounts: Mapping[str, Account],
-                        report: PlanReport) -> None:
+    def _report_changes(self, session: Session, batch: Batch, threads: Mapping[str, ThreadState],
+                        current: Mapping[str, tuple[Deployment, Assessment]], accounts: Mapping[str, Account]) -> None:
         after = alerts.cursor(session, EVENT_CURSOR)
         events = queries.deployment_events_after(session, after, CHANGE_EVENTS)
         grouped: dict[tuple[str, int | None, MessageKind], list[EventRow]] = defaultdict(list)
@@ -261,8 +284,7 @@ class Planner:
             view = self._view(kind, deployment, assessment, target, thread.stage, f"{subject}|event|{changes[0].id}")
             detail = "; ".join(_change_words(e) for e in changes)
             view = replace(view, detail=detail)
-            self._reply(session, now, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False,
-                        report)
+            self._reply(batch, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False)
         last = queries.last_event_id(session)
         if last is not None and last != after:
             alerts.set_cursor(session, EVENT_CURSOR, last)
@@ -301,18 +323,14 @@ def _change_words(event: EventRow) -> str:
     return f"{event.field}: {old or 'none'} -> {new or 'none'}"
 
 
-def _why_resolved(assessment: Assessment, thread: AlertThreadRow) -> str:
+def _why_resolved(assessment: Assessment) -> str:
     if assessment.consequence.value == "none":
         return "no retirement is scheduled for what this deployment runs now"
     return (f"the deadline moved to {assessment.strikes_on}, beyond the alerting horizon"
             if assessment.strikes_on else "no deadline any more")
 
 
-def _sent_by_deadline(session: Session) -> dict[tuple[str, date | None], _Sent]:
-    keys: dict[tuple[str, date | None], set[str]] = defaultdict(set)
-    for deployment_key, deadline, stage in alerts.staged_alerts(session):
-        if deployment_key and stage:
-            keys[(deployment_key, deadline)].add(stage)
+def _sent_by_deadline(keys: Mapping[tuple[str, date | None], set[str]]) -> dict[tuple[str, date | None], _Sent]:
     result = {}
     for key, steps in keys.items():
         overdue = [date.fromisoformat(s.split("@", 1)[1]) for s in steps if s.startswith("overdue@")]

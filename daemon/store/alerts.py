@@ -4,23 +4,32 @@ Claiming is a conditional UPDATE (``WHERE id = ? AND status/lease allow it``) th
 several replicas can deliver from one database without sending anything twice. Planning is claimed too: each
 planner first takes the ``notify-plan`` row (INSERT ... ON CONFLICT, then an UPDATE that holds the row lock, or on
 SQLite the write lock, until it commits), so planners run one after the other and each sees what the previous one
-wrote. The database still refuses a second open thread for a deployment; a planner that loses that race re-reads
-the winner's thread instead of leaving one of its own without a first message.
+wrote. The database still refuses a second open thread for a deployment; a planner that loses that race keeps the
+winner's thread and queues no first message of its own (INSERT ... ON CONFLICT DO NOTHING), instead of leaving a
+thread without a first message.
+
+A planning pass writes through a :class:`Batch`: in memory until the end, then a few multi-row statements per
+``CHUNK`` rows, so the statements grow with the batches, not with the messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from daemon.store.schema import AckRow, AlertRow, AlertThreadRow, CursorRow
+
+log = logging.getLogger(__name__)
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 
@@ -64,31 +73,6 @@ def existing_keys(session: Session, prefixes: Iterable[str] = ()) -> set[str]:
     return set(session.scalars(query))
 
 
-def open_threads(session: Session) -> dict[str, AlertThreadRow]:
-    rows = session.scalars(select(AlertThreadRow).where(AlertThreadRow.closed_at.is_(None)))
-    return {row.deployment_key: row for row in rows}
-
-
-def open_thread(session: Session, thread: AlertThreadRow) -> tuple[AlertThreadRow, bool]:
-    """Insert ``thread`` as its deployment's open thread; (the open thread, True when it is ``thread``).
-
-    When another planner opened one first (the unique index over open threads refuses a second), the winner's row
-    is returned instead and ``thread`` is not kept: a thread row without its first message would strand every
-    reply queued into it."""
-    for _ in range(3):
-        try:
-            with session.begin_nested():
-                session.add(thread)
-                session.flush()
-            return thread, True
-        except IntegrityError:  # the savepoint's rollback took ``thread`` out of the session again
-            winner = open_thread_of(session, thread.deployment_key)
-            if winner is not None:
-                return winner, False
-            # The winner closed it in between: try again.
-    raise RuntimeError(f"could not open a thread for {thread.deployment_key}: the database keeps refusing it")
-
-
 def open_thread_of(session: Session, deployment_key: str) -> AlertThreadRow | None:
     """The deployment's open thread, if it has one."""
     return session.scalars(select(AlertThreadRow).where(AlertThreadRow.deployment_key == deployment_key,
@@ -125,18 +109,6 @@ def first_message(session: Session, thread_id: int) -> FirstMessage | None:
         .where(AlertRow.thread_id == thread_id, AlertRow.is_parent.is_(True)).order_by(AlertRow.id).limit(1)
     ).first()
     return None if row is None else FirstMessage(row.status, row.channel_id, row.ts)
-
-
-def parent_key(session: Session, thread_id: int) -> str | None:
-    """The key of a parent row (the thread's first message) of ``thread_id``."""
-    return session.scalar(select(AlertRow.key).where(AlertRow.thread_id == thread_id, AlertRow.is_parent.is_(True)))
-
-
-def staged_alerts(session: Session) -> list[tuple[str | None, date | None, str | None]]:
-    """(deployment key, deadline, escalation step key) of every queued alert that carries a step."""
-    rows = session.execute(select(AlertRow.deployment_key, AlertRow.deadline, AlertRow.stage)
-                           .where(AlertRow.stage.is_not(None), AlertRow.deployment_key.is_not(None)))
-    return [(row.deployment_key, row.deadline, row.stage) for row in rows]
 
 
 def latest_acks(session: Session) -> dict[tuple[str, date | None], AckRow]:
@@ -281,3 +253,194 @@ def alert_status(session: Session, key: str) -> str | None:
 def alerts_by_key(session: Session, keys: Iterable[str]) -> dict[str, AlertRow]:
     """The rows keyed by any of ``keys``, by key."""
     return {row.key: row for row in session.scalars(select(AlertRow).where(AlertRow.key.in_(list(keys))))}
+
+
+# -- planning in bulk: reads of the current deadlines only, writes in a few statements per CHUNK rows ---------------
+
+CHUNK = 500  # rows or keys per statement: far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
+_T = TypeVar("_T")
+Deadline = tuple[str, date | None]  # (deployment key, the deadline's date or None)
+
+
+def chunks(items: Iterable[_T], size: int = CHUNK) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+@dataclass
+class ThreadState:
+    """An open thread as the planner sees it: a plain copy, changed only through :meth:`Batch.update_thread`."""
+
+    id: int
+    key: str  # the deployment's key
+    channel: str
+    deadline: date | None
+    consequence: str
+    stage: str | None
+    parent_key: str | None  # the key of its first message (None: it has none)
+
+
+def open_threads(session: Session) -> dict[str, ThreadState]:
+    """Every open thread by its key, with the key of its first message: two statements."""
+    is_open = AlertThreadRow.closed_at.is_(None)
+    parents: dict[int, str] = {}
+    for thread_id, key in session.execute(
+            select(AlertRow.thread_id, AlertRow.key)
+            .where(AlertRow.is_parent.is_(True), AlertRow.thread_id.in_(select(AlertThreadRow.id).where(is_open)))
+            .order_by(AlertRow.id.desc())):
+        if thread_id is not None:
+            parents[thread_id] = key  # the oldest wins
+    threads = {}
+    for row in session.execute(select(AlertThreadRow.id, AlertThreadRow.deployment_key, AlertThreadRow.channel,
+                                      AlertThreadRow.deadline, AlertThreadRow.consequence, AlertThreadRow.stage)
+                               .where(is_open)):
+        threads[row.deployment_key] = ThreadState(row.id, row.deployment_key, row.channel, row.deadline,
+                                                  row.consequence, row.stage, parents.get(row.id))
+    return threads
+
+
+def _by_deadline(wanted: Collection[Deadline]) -> Iterator[tuple[list[str], set[date | None]]]:
+    """The wanted (key, deadline) pairs in chunks: the chunk's keys and the deadlines they have."""
+    for chunk in chunks(sorted(wanted, key=lambda pair: (pair[0], pair[1] or date.min))):
+        yield [key for key, _ in chunk], {deadline for _, deadline in chunk}
+
+
+def _deadline_is(column: Any, deadlines: set[date | None]) -> Any:
+    dated = [d for d in deadlines if d is not None]
+    clauses = [column.in_(dated)] if dated else []
+    if None in deadlines:
+        clauses.append(column.is_(None))
+    return or_(*clauses)
+
+
+def sent_steps(session: Session, deadlines: Iterable[Deadline]) -> dict[Deadline, set[str]]:
+    """The escalation step keys already queued for each of ``deadlines`` (a deployment's key and the deadline it
+    has today): only those rows are read, by the deployment key index, one statement per CHUNK deadlines."""
+    wanted = set(deadlines)
+    found: dict[Deadline, set[str]] = defaultdict(set)
+    for keys, dates in _by_deadline(wanted):
+        for key, deadline, stage in session.execute(
+                select(AlertRow.deployment_key, AlertRow.deadline, AlertRow.stage)
+                .where(AlertRow.deployment_key.in_(keys), AlertRow.stage.is_not(None),
+                       _deadline_is(AlertRow.deadline, dates))):
+            if key is not None and stage is not None and (key, deadline) in wanted:
+                found[(key, deadline)].add(stage)
+    return found
+
+
+def acks_for(session: Session, deadlines: Iterable[Deadline]) -> dict[Deadline, AckRow]:
+    """The newest ack of each of ``deadlines`` that has one, one statement per CHUNK deadlines."""
+    wanted = set(deadlines)
+    found: dict[Deadline, AckRow] = {}
+    for keys, dates in _by_deadline(wanted):
+        for row in session.scalars(select(AckRow).where(AckRow.deployment_key.in_(keys),
+                                                        _deadline_is(AckRow.deadline, dates)).order_by(AckRow.id)):
+            if (row.deployment_key, row.deadline) in wanted:
+                found[(row.deployment_key, row.deadline)] = row
+    return found
+
+
+def mark_alarmed(session: Session, alert_ids: Iterable[int], now: datetime) -> None:
+    """Remember that these unsent rows were reported as stuck (one statement per CHUNK rows)."""
+    for chunk in chunks(alert_ids):
+        session.execute(update(AlertRow).where(AlertRow.id.in_(chunk)).values(pending_alarm_at=now)
+                        .execution_options(synchronize_session=False))
+
+
+@dataclass(frozen=True)
+class NewThread:
+    deployment_key: str
+    channel: str
+    deadline: date | None
+    consequence: str
+    stage: str | None
+
+
+@dataclass
+class Batch:
+    """The writes of one planning pass, held in memory and written by :meth:`flush` in a few statements per CHUNK
+    rows: no savepoint and no look-up per message. INSERT ... ON CONFLICT DO NOTHING keeps the guarantees the
+    one-by-one writes had: an outbox key is written once, and a thread refused by the one-open-thread index (a
+    planner that got there first) is not opened, nor is its first message queued."""
+
+    session: Session
+    now: datetime
+    _alerts: dict[str, NewAlert] = field(default_factory=dict)
+    _threads: dict[str, tuple[NewThread, NewAlert]] = field(default_factory=dict)
+    _updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def enqueue(self, alert: NewAlert) -> None:
+        """Queue ``alert`` unless this batch or the outbox already holds its key."""
+        self._alerts.setdefault(alert.key, alert)
+
+    def open_thread(self, thread: NewThread, first: NewAlert) -> None:
+        """Open ``thread`` with its first message (whose ``thread_id`` is filled in when the thread is written)."""
+        self._threads.setdefault(thread.deployment_key, (thread, first))
+
+    def update_thread(self, thread: ThreadState, **changes: Any) -> None:
+        """Change an open thread: ``stage``, ``deadline``, ``closed_at``, ``close_reason``."""
+        for name, value in changes.items():
+            if hasattr(thread, name):
+                setattr(thread, name, value)
+        self._updates.setdefault(thread.id, {}).update(changes)
+
+    def flush(self) -> list[NewAlert]:
+        """Write everything; returns the messages that were added (not already in the outbox)."""
+        alerts = list(self._alerts.values())
+        alerts += self._write_threads()
+        added = self._write_alerts(alerts)
+        self._write_updates()
+        self._alerts, self._threads, self._updates = {}, {}, {}
+        return added
+
+    def _insert(self, entity: Any) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(entity)
+
+    def _write_threads(self) -> list[NewAlert]:
+        if not self._threads:
+            return []
+        rows = [{"deployment_key": t.deployment_key, "channel": t.channel, "deadline": t.deadline,
+                 "consequence": t.consequence, "stage": t.stage, "opened_at": self.now}
+                for t, _ in self._threads.values()]
+        statement = (self._insert(AlertThreadRow).on_conflict_do_nothing()
+                     .returning(AlertThreadRow.deployment_key, AlertThreadRow.id))
+        opened: dict[str, int] = dict(self._many(statement, rows))
+        lost = [key for key in self._threads if key not in opened]
+        if lost:  # another planner opened them, with their first messages: the next run carries on from there
+            log.info("%d thread(s) were opened by another planner: %s", len(lost), ", ".join(lost[:5]))
+        return [_with_thread(first, opened[key]) for key, (_, first) in self._threads.items() if key in opened]
+
+    def _write_alerts(self, alerts: list[NewAlert]) -> list[NewAlert]:
+        if not alerts:
+            return []
+        rows = [{"key": a.key, "kind": a.kind, "channel": a.channel, "message": a.message, "thread_id": a.thread_id,
+                 "deployment_key": a.deployment_key, "stage": a.stage, "deadline": a.deadline,
+                 "is_parent": a.is_parent, "broadcast": a.broadcast, "status": PENDING, "attempts": 0,
+                 "created_at": self.now, "next_attempt_at": self.now} for a in alerts]
+        statement = self._insert(AlertRow).on_conflict_do_nothing(index_elements=["key"]).returning(AlertRow.key)
+        new = {row[0] for row in self._many(statement, rows)}
+        return [alert for alert in alerts if alert.key in new]
+
+    def _many(self, statement: Any, rows: list[dict[str, Any]]) -> list[Any]:
+        """Run ``statement`` for every row: SQLAlchemy's insertmanyvalues sends them as multi-row statements of up
+        to CHUNK rows (a batch, not a round trip per row), and gathers what each RETURNING gave."""
+        return list(self.session.connection().execute(statement, rows,
+                                                      execution_options={"insertmanyvalues_page_size": CHUNK}))
+
+    def _write_updates(self) -> None:
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for thread_id, changes in self._updates.items():
+            by_columns[tuple(sorted(changes))].append({"id": thread_id, **changes})
+        for columns, rows in by_columns.items():
+            statement = (update(AlertThreadRow).where(AlertThreadRow.id == bindparam("thread_id"))
+                         .values({name: bindparam(f"new_{name}") for name in columns})
+                         .execution_options(synchronize_session=False))
+            for chunk in chunks(rows):
+                self.session.connection().execute(statement, [
+                    {"thread_id": row["id"], **{f"new_{name}": row[name] for name in columns}} for row in chunk])
+
+
+def _with_thread(alert: NewAlert, thread_id: int) -> NewAlert:
+    return replace(alert, thread_id=thread_id)

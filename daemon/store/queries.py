@@ -54,6 +54,16 @@ def deployment_by_key(session: Session, key: str) -> Deployment | None:
     return deployment_from_row(row) if row is not None else None
 
 
+def deployments_by_keys(session: Session, keys: Iterable[str]) -> dict[str, Deployment]:
+    """The stored deployments among ``keys``, gone or not, by key (one statement per 500 keys)."""
+    found: dict[str, Deployment] = {}
+    wanted = sorted(set(keys))
+    for start in range(0, len(wanted), 500):
+        for row in session.scalars(select(DeploymentRow).where(DeploymentRow.key.in_(wanted[start:start + 500]))):
+            found[row.key] = deployment_from_row(row)
+    return found
+
+
 def current_deployment_rows_by_key(session: Session, key: str) -> Sequence[DeploymentRow]:
     """The current (not gone) deployment whose key is ``key`` (its ARM id, casefolded)."""
     return session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None))
