@@ -25,6 +25,7 @@ from daemon.config import Config, ConfigError, load_config
 from daemon.lifecycle import parse_scope_overrides
 from daemon.notify.run import NotifyReport
 from daemon.poll import PollReport, run_poll
+from daemon.records import Deployment
 from daemon.rehearsal import Rehearsal, rehearsal_verdict
 from daemon.store import database, queries
 
@@ -95,10 +96,19 @@ def describe_poll(result: PollReport) -> str:
 def cmd_status(ctx: Context) -> int:
     sessions = ctx.sessions()
     overrides = parse_scope_overrides(ctx.config.update_scopes)
+    from daemon.notify.routing import normalize_channel
+
+    channel = getattr(ctx.args, "channel", None)
+    wanted = report.StatusFilter(channel=normalize_channel(channel) if channel else None,
+                                 model=getattr(ctx.args, "model", None),
+                                 version=getattr(ctx.args, "version", None),
+                                 deadline=getattr(ctx.args, "deadline", None))
     with sessions() as session:
-        rows = report.status_rows(queries.current_deployments(session), queries.catalog(session),
-                                  today(ctx.clock), overrides)
+        deployments = list(queries.current_deployments(session))
+        rows = report.status_rows(deployments, queries.catalog(session), today(ctx.clock), overrides)
         last = queries.last_poll(session)
+        if wanted.given:
+            rows = wanted.select(rows, _channels(ctx, session, deployments) if wanted.channel else {})
     fmt = ctx.args.format
     if fmt == "json":
         print(report.to_json(rows))
@@ -112,6 +122,21 @@ def cmd_status(ctx: Context) -> int:
         print(f"As of {today(ctx.clock)}; inventory from poll {last.id} ({last.status}, "
               f"{last.started_at:%Y-%m-%d %H:%M} UTC).")
     return EXIT_OK
+
+
+def _channels(ctx: Context, session: Session, deployments: Sequence[Deployment]) -> dict[str, str]:
+    """Each deployment's Slack channel, as notify routes it (for ``status --channel``)."""
+    from daemon.notify.routing import Router
+    from daemon.store.inventory import arm_key
+
+    router, accounts = Router(ctx.config.routes, ctx.config.slack), queries.accounts_by_key(session)
+    channels = {}
+    for d in deployments:
+        account = accounts.get(arm_key(d.account_id))
+        channels[d.id] = router.route(subscription_id=d.subscription_id, resource_group=d.resource_group,
+                                      account=d.account_name, deployment=d.name,
+                                      tags=account.tags if account else {}).channel
+    return channels
 
 
 def cmd_db_upgrade(ctx: Context) -> int:
@@ -318,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("poll", cmd_poll, "read every subscription's deployments and the model catalog once; exit 1 if any failed")
     status = add("status", cmd_status, "every deployment, sorted by when its retirement consequence strikes")
     status.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    status.add_argument("--channel", metavar="CHANNEL", help="only deployments whose alerts go to this channel")
+    status.add_argument("--model", metavar="NAME", help="only deployments of this model")
+    status.add_argument("--version", metavar="VERSION", help="only deployments of this model version")
+    status.add_argument("--deadline", type=_date_arg, metavar="YYYY-MM-DD",
+                        help="only deployments whose consequence strikes on this day (a grouped alert's deadline)")
     notify = add("notify", cmd_notify, "evaluate, queue the Slack alerts that are due, and deliver them")
     notify.add_argument("--dry-run", action="store_true", help="print the messages and channels; send and record "
                         "nothing")

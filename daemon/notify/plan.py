@@ -5,10 +5,34 @@ For each deployment, top to bottom: assess (pure) -> route -> resolved? -> deadl
 replies in the deployment's open thread. The outbox keys make a second run, or a second replica, a no-op;
 planners take turns (``alerts.claim_planning``), and the database allows one open thread per deployment.
 
-The cost does not grow with the number of messages in statements: the planner reads the open threads, and the steps
-already told and the acks of today's deadlines only (one statement per 500 of them), decides in memory, and writes
-the outbox, the new threads and the thread changes through one :class:`alerts.Batch` (a few multi-row statements
-per 500 rows, no savepoint or look-up per message).
+**Grouped alerts** (as Alertmanager's ``group_by``). Deployments that would each open a thread in one pass, routed to
+one channel and sharing model, version, consequence, deadline and stage, open one grouped thread when there are at
+least ``slack.group_min`` of them: one message listing them all, its metadata carrying ``deployment_ids`` and
+``deployment_count``. How this sits with "one open thread per deployment": every thread has *members*
+(``alert_thread_members``), a single thread its deployment, a grouped one several, and the database allows each
+deployment one open membership, whatever the thread. A group thread is keyed by its group
+(``group|channel|model|version|consequence|deadline``), unique among open threads like a deployment's key, so a
+group has one open thread. Each pass, per group thread:
+
+- a member whose risk is gone (upgraded, deleted, no consequence) or that no longer shares the group's channel,
+  model, version or consequence *leaves*: one reply names who left and why; the last one leaving *resolves* the
+  group (the thread closes). A member that left but is still at risk is planned afresh, like any deployment
+  without a thread (a thread of its own, or another group);
+- the deadline moved for every member alike: one "date moved" reply, and the thread follows the new date (as a
+  single thread does); moved for some only: those leave, and are planned afresh under their new date;
+- a step due for members is one reply naming them (a member acknowledged on its own is silenced, not named);
+- deployments without a thread that share an open group's key *join* it (one reply naming them) instead of
+  opening threads of their own, however few.
+
+What each message told whom is kept per deployment (``alert_steps``: deployment, deadline, step), so a member is
+never told a step twice, alone or in a group, and an ack of one member (or of all: ``retirewatch ack group:REF``)
+silences exactly the deadlines it names. Deployments that already have a thread of their own keep it: groups form
+only from deployments opening a thread.
+
+The cost does not grow with the number of messages in statements: the planner reads the open threads with their
+members, and the steps already told and the acks of today's deadlines only (one statement per 500 of them), decides
+in memory, and writes the outbox, the steps told, new threads and members, and thread changes through one
+:class:`alerts.Batch` (a few multi-row statements per 500 rows, no savepoint or look-up per message).
 
 Anything queued that is still unsent after ``slack.pending_alarm_minutes`` is reported once as an operational
 problem: a message stuck in the outbox must not go unnoticed.
@@ -19,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 
@@ -27,9 +51,20 @@ from sqlalchemy.orm import Session
 
 from daemon.config import Config
 from daemon.lifecycle import Assessment, CatalogIndex, ScopeOverrides, assess, lifecycle_words
-from daemon.lifecycle.escalation import EscalationPolicy, Stage, Step, decide, step_today
+from daemon.lifecycle.escalation import Decision, EscalationPolicy, Reason, Stage, Step, decide, step_today
 from daemon.notify import ops
-from daemon.notify.render import AlertView, MessageKind, in_days, render_alert, render_parent
+from daemon.notify.groups import GroupKey, parse_group_key
+from daemon.notify.render import (
+    AlertView,
+    GroupMember,
+    GroupView,
+    MessageKind,
+    in_days,
+    render_alert,
+    render_group,
+    render_group_parent,
+    render_parent,
+)
 from daemon.notify.routing import Router, RouteTarget
 from daemon.records import Account, Deployment
 from daemon.store import alerts, queries
@@ -45,6 +80,7 @@ CHANGE_EVENTS: Mapping[str, MessageKind] = {
     "model_changed": MessageKind.VERSION_CHANGED,
     "lifecycle_status_changed": MessageKind.LIFECYCLE_CHANGED,
 }
+DELETED = "the deployment was deleted"
 
 
 @dataclass
@@ -52,6 +88,7 @@ class PlanReport:
     queued: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     unowned: set[str] = field(default_factory=set)
     at_risk: int = 0
+    groups_opened: int = 0  # grouped threads opened by this pass
 
     def count(self, kind: str) -> None:
         self.queued[kind] += 1
@@ -59,7 +96,7 @@ class PlanReport:
 
 @dataclass(frozen=True)
 class _Sent:
-    """What the outbox already holds for one deployment's deadline."""
+    """What was already told for one deployment's deadline."""
 
     keys: frozenset[str]
     last_overdue: date | None
@@ -83,12 +120,76 @@ class _StepsWorkedOutOnce(EscalationPolicy):
         return memo[key]
 
 
+@dataclass
+class _Entry:
+    """One current deployment as this pass sees it."""
+
+    key: str
+    deployment: Deployment
+    assessment: Assessment
+    target: RouteTarget
+    decision: Decision
+
+    @property
+    def deadline(self) -> date | None:
+        return self.assessment.strikes_on
+
+    @property
+    def group(self) -> GroupKey:
+        return GroupKey(self.target.channel, self.deployment.model_name or "", self.deployment.model_version or "",
+                        self.assessment.consequence.value, self.assessment.strikes_on)
+
+    def member(self, note: str | None = None) -> GroupMember:
+        d = self.deployment
+        return GroupMember(deployment_id=d.id, account=d.account_name, deployment=d.name,
+                           subscription_id=d.subscription_id, resource_group=d.resource_group, location=d.location,
+                           sku=d.sku_name, note=note)
+
+
+@dataclass(frozen=True)
+class _Leaver:
+    key: str
+    entry: _Entry | None  # None: deleted
+    reason: str
+    resolved: bool  # its risk is over (not merely moved on)
+
+
+@dataclass
+class _Pass:
+    """One planning pass: its clock, its writes and what it has read."""
+
+    batch: Batch
+    now: datetime
+    report: PlanReport
+    entries: dict[str, _Entry]
+    threads: dict[int, ThreadState]
+    stored: dict[str, Deployment]  # deployments that are gone, as last stored (for their names)
+    _by_key: dict[str, ThreadState] = field(default_factory=dict)  # open threads (and groups opened by this pass)
+
+    def __post_init__(self) -> None:
+        self._by_key = {thread.key: thread for thread in self.threads.values()}
+
+    def open_group(self, key: str) -> ThreadState | None:
+        """The open grouped thread with this key, that new members can join (not one this pass is opening)."""
+        thread = self._by_key.get(key)
+        return thread if thread is not None and thread.grouped and not thread.closed and thread.id > 0 else None
+
+    def key_in_use(self, key: str) -> bool:
+        thread = self._by_key.get(key)
+        return thread is not None and not thread.closed
+
+    def rekey(self, thread: ThreadState, key: str) -> None:
+        self._by_key.pop(thread.key, None)
+        self._by_key[key] = thread
+
+
 class Planner:
     def __init__(self, config: Config, policy: EscalationPolicy, router: Router,
                  overrides: ScopeOverrides | None) -> None:
         self._config, self._router, self._overrides = config, router, overrides
         self._policy: EscalationPolicy = _StepsWorkedOutOnce.of(policy)
         self._portal = config.slack.portal_url
+        self._group_min = config.slack.group_min
 
     def plan(self, session: Session, now: datetime) -> PlanReport:
         today, report = now.date(), PlanReport()
@@ -98,24 +199,36 @@ class Planner:
         accounts = queries.accounts_by_key(session)
         index = CatalogIndex(queries.catalog(session))
         threads = alerts.open_threads(session)
-        current: dict[str, tuple[Deployment, Assessment]] = {}
-        for deployment in queries.current_deployments(session):
-            current[arm_key(deployment.id)] = (deployment, assess(deployment, index, today, self._overrides))
+        thread_of = {member: thread for thread in threads.values() for member in thread.members}
+        assessed = [(arm_key(d.id), d, assess(d, index, today, self._overrides))
+                    for d in queries.current_deployments(session)]
         # Only a deadline that is in a step today can be due: only theirs are looked up.
-        stepped = [(key, assessment.strikes_on) for key, (_, assessment) in current.items()
-                   if self._step_today(assessment, today) is not None]
+        stepped = [(key, a.strikes_on) for key, _, a in assessed if self._step_today(a, today) is not None]
         sent = _sent_by_deadline(alerts.sent_steps(session, stepped))
         acks = alerts.acks_for(session, stepped)
-        self._report_changes(session, batch, threads, current, accounts)
-        for key, (deployment, assessment) in current.items():
-            account = accounts.get(arm_key(deployment.account_id))
-            target = self._route(deployment, account)
-            self._plan_one(batch, now, key, deployment, assessment, target, threads, sent, acks, report)
-            self._fine_tune_ends(batch, now, key, deployment, assessment, target)
-        gone = [thread for key, thread in threads.items() if key not in current]
-        stored = queries.deployments_by_keys(session, [thread.key for thread in gone])
-        for thread in gone:
-            self._resolve(batch, now, thread, stored.get(thread.key), None, "the deployment was deleted")
+        entries: dict[str, _Entry] = {}
+        for key, deployment, assessment in assessed:
+            target = self._route(deployment, accounts.get(arm_key(deployment.account_id)))
+            decision = self._decide(key, assessment, today, sent, acks)
+            entries[key] = _Entry(key, deployment, assessment, target, decision)
+            if decision.step is not None:
+                report.at_risk += 1
+                if not target.owned:
+                    report.unowned.add(key)
+        gone = [key for key in thread_of if key not in entries]
+        run = _Pass(batch, now, report, entries, threads, queries.deployments_by_keys(session, gone))
+        self._report_changes(session, batch, thread_of, entries)
+        loose = [entry for key, entry in entries.items() if key not in thread_of and entry.decision.due]
+        for thread in list(threads.values()):
+            if thread.grouped:
+                loose += self._plan_group(run, thread)
+            elif thread.key in entries:
+                self._plan_single(run, entries[thread.key], thread)
+            else:
+                self._resolve(batch, now, thread, run.stored.get(thread.key), None, DELETED)
+        self._open(run, loose)
+        for entry in entries.values():
+            self._fine_tune_ends(batch, now, entry)
         for alert in batch.flush():
             report.count(alert.kind)
         return report
@@ -128,65 +241,270 @@ class Planner:
                           days_left=assessment.days_left, today=today, struck=assessment.struck,
                           date_pending=assessment.date_pending)
 
-    # -- one deployment ------------------------------------------------------------------------------------------
-
-    def _plan_one(self, batch: Batch, now: datetime, key: str, deployment: Deployment,
-                  assessment: Assessment, target: RouteTarget, threads: Mapping[str, ThreadState],
-                  sent: Mapping[tuple[str, date | None], _Sent], acks: Mapping[tuple[str, date | None], AckRow],
-                  report: PlanReport) -> None:
-        today = now.date()
+    def _decide(self, key: str, assessment: Assessment, today: date, sent: Mapping[tuple[str, date | None], _Sent],
+                acks: Mapping[tuple[str, date | None], AckRow]) -> Decision:
         deadline = assessment.strikes_on
-        thread = threads.get(key)
-        scope = assessment.update_scope.value if assessment.update_scope else None
         already = sent.get((key, deadline), NOTHING_SENT)
         ack = acks.get((key, deadline))
-        decision = decide(self._policy, consequence=assessment.consequence.value, scope=scope,
-                          days_left=assessment.days_left, today=today, sent_keys=already.keys,
-                          struck=assessment.struck, date_pending=assessment.date_pending,
-                          escalate=assessment.escalate,
-                          last_overdue=already.last_overdue, acked=ack is not None,
-                          ack_until=ack.until if ack else None,
-                          acked_on=ack.created_at.date() if ack else None)
-        if thread is not None and decision.step is None:
-            self._resolve(batch, now, thread, deployment, assessment, _why_resolved(assessment))
-            return
+        return decide(self._policy, consequence=assessment.consequence.value,
+                      scope=assessment.update_scope.value if assessment.update_scope else None,
+                      days_left=assessment.days_left, today=today, sent_keys=already.keys,
+                      struck=assessment.struck, date_pending=assessment.date_pending,
+                      escalate=assessment.escalate, last_overdue=already.last_overdue, acked=ack is not None,
+                      ack_until=ack.until if ack else None, acked_on=ack.created_at.date() if ack else None)
+
+    # -- a deployment's own thread --------------------------------------------------------------------------------
+
+    def _plan_single(self, run: _Pass, entry: _Entry, thread: ThreadState) -> None:
+        decision, batch = entry.decision, run.batch
         if decision.step is None:
+            self._resolve(batch, run.now, thread, entry.deployment, entry.assessment, _why_resolved(entry.assessment))
             return
-        report.at_risk += 1
-        if not target.owned:
-            report.unowned.add(key)
-        view = self._view(MessageKind.STAGE, deployment, assessment, target, decision.step.stage.value,
-                          f"{key}|{deadline}|{decision.step.key}")
-        if thread is not None and thread.deadline != deadline:
+        view = self._view(MessageKind.STAGE, entry.deployment, entry.assessment, entry.target,
+                          decision.step.stage.value, f"{entry.key}|{entry.deadline}|{decision.step.key}")
+        if thread.deadline != entry.deadline:
             self._deadline_moved(batch, thread, view, decision.step.key, decision.due)
             return
         if not decision.due:
             return
-        if thread is None:
-            self._open_thread(batch, key, target, assessment, view, decision.step.key)
-            return
-        broadcast = decision.step.stage in LOUD_STAGES
-        self._reply(batch, thread, view, MessageKind.STAGE.value, view.alert_key, decision.step.key, deadline,
-                    broadcast)
+        self._reply(batch, thread, view, MessageKind.STAGE.value, view.alert_key, decision.step.key, entry.deadline,
+                    decision.step.stage in LOUD_STAGES)
         self._update_parent(batch, thread, view, decision.step.key)
 
-    def _open_thread(self, batch: Batch, key: str, target: RouteTarget, assessment: Assessment, view: AlertView,
-                     step_key: str) -> None:
+    def _open_thread(self, batch: Batch, entry: _Entry) -> None:
+        step = entry.decision.step
+        assert step is not None
+        view = self._view(MessageKind.STAGE, entry.deployment, entry.assessment, entry.target, step.stage.value,
+                          f"{entry.key}|{entry.deadline}|{step.key}")
         message = render_alert(view, self._portal)  # the full alert, mentions included: it opens the thread
         message.metadata["event_payload"]["parent"] = True
         batch.open_thread(
-            alerts.NewThread(deployment_key=key, channel=target.channel, deadline=assessment.strikes_on,
-                             consequence=assessment.consequence.value, stage=view.stage),
-            alerts.NewAlert(key=view.alert_key, kind=MessageKind.STAGE.value, channel=target.channel,
-                            message=message.as_json(), deployment_key=key, stage=step_key,
-                            deadline=assessment.strikes_on, is_parent=True))
+            alerts.NewThread(deployment_key=entry.key, channel=entry.target.channel, deadline=entry.deadline,
+                             consequence=entry.assessment.consequence.value, stage=view.stage),
+            alerts.NewAlert(key=view.alert_key, kind=MessageKind.STAGE.value, channel=entry.target.channel,
+                            message=message.as_json(), deployment_key=entry.key, stage=step.key,
+                            deadline=entry.deadline, is_parent=True))
+
+    # -- opening threads: alone, as a new group, or joining an open one -------------------------------------------
+
+    def _open(self, run: _Pass, loose: Sequence[_Entry]) -> None:
+        """Deployments with a step due and no thread: they join the open group they share a key with, open a group
+        together when at least ``group_min`` share key and step, else each opens its own thread."""
+        together: dict[tuple[str, str], list[_Entry]] = defaultdict(list)
+        for entry in loose:
+            assert entry.decision.step is not None
+            together[(entry.group.key, entry.decision.step.key)].append(entry)
+        for (group_key, _step), entries in together.items():
+            group = run.open_group(group_key)
+            if group is not None:
+                self._join(run, group, entries)
+            elif len(entries) >= self._group_min and not run.key_in_use(group_key):
+                self._open_group(run, entries)
+            else:
+                for entry in entries:
+                    self._open_thread(run.batch, entry)
+
+    def _open_group(self, run: _Pass, entries: list[_Entry]) -> None:
+        step, group = entries[0].decision.step, entries[0].group
+        assert step is not None
+        keys = tuple(entry.key for entry in entries)
+        view = self._group_view(MessageKind.STAGE, group, entries, f"{group.key}|{step.key}|{_digest(keys)}",
+                                stage=step.stage.value, size=len(entries))
+        message = render_group(view)  # mentions included: it opens the thread
+        message.metadata["event_payload"]["parent"] = True
+        run.batch.open_thread(
+            alerts.NewThread(deployment_key=group.key, channel=group.channel, deadline=group.deadline,
+                             consequence=group.consequence, stage=step.stage.value, grouped=True, members=keys),
+            alerts.NewAlert(key=view.about.alert_key, kind=MessageKind.STAGE.value, channel=group.channel,
+                            message=message.as_json(), deployment_key=group.key, stage=step.key,
+                            deadline=group.deadline, is_parent=True, told=keys))
+        run.report.groups_opened += 1
+        # Reserve the key: no second group with it in this pass (it has no id until the batch writes it).
+        run.rekey(ThreadState(0, "", group.channel, group.deadline, group.consequence, step.stage.value, None, True,
+                              set(keys)), group.key)
+
+    def _join(self, run: _Pass, thread: ThreadState, entries: list[_Entry]) -> None:
+        step = entries[0].decision.step
+        assert step is not None
+        keys = tuple(entry.key for entry in entries)
+        size = len(thread.members) + len(keys)
+        count = f"{len(keys)} deployment{'s' if len(keys) != 1 else ''}"
+        view = self._group_view(MessageKind.JOINED_GROUP, entries[0].group, entries,
+                                f"{thread.key}|joined|{thread.id}|{_digest(keys)}", stage=step.stage.value,
+                                size=size, detail=f"{count} joined this group: it has {size} now.")
+        run.batch.enqueue(alerts.NewAlert(
+            key=view.about.alert_key, kind=MessageKind.JOINED_GROUP.value, channel=thread.channel,
+            message=render_group(view).as_json(), thread_id=thread.id, deployment_key=thread.key, stage=step.key,
+            deadline=thread.deadline, broadcast=step.stage in LOUD_STAGES, told=keys))
+        run.batch.join(thread, keys)
+        self._group_parent(run, thread)
+
+    # -- a grouped thread -----------------------------------------------------------------------------------------
+
+    def _plan_group(self, run: _Pass, thread: ThreadState) -> list[_Entry]:
+        """Members leave, the date moves, steps fall due; returns the members that left still at risk and due
+        (planned afresh by :meth:`_open`)."""
+        shared, shared_key = parse_group_key(thread.key), thread.key
+        staying: list[_Entry] = []
+        leaving: list[_Leaver] = []
+        moved: dict[date | None, list[_Entry]] = defaultdict(list)
+        for key in sorted(thread.members):
+            entry = run.entries.get(key)
+            if entry is None:
+                leaving.append(_Leaver(key, None, DELETED, True))
+            elif entry.decision.step is None:
+                leaving.append(_Leaver(key, entry, _why_resolved(entry.assessment), True))
+            elif shared is not None and (why := _moved_on(entry, shared)):
+                leaving.append(_Leaver(key, entry, why, False))
+            elif entry.deadline != thread.deadline:
+                moved[entry.deadline].append(entry)
+            else:
+                staying.append(entry)
+        told_now: set[str] = set()
+        if len(moved) == 1 and not staying:
+            new_deadline, members = next(iter(moved.items()))
+            if not run.key_in_use(replace(members[0].group, deadline=new_deadline).key):
+                staying = members
+                moved = {}
+                told_now = self._group_date_moved(run, thread, members)
+        for new_deadline, members in moved.items():
+            why = f"its date moved from {thread.deadline or 'no date'} to {new_deadline or 'no date'}"
+            leaving += [_Leaver(entry.key, entry, why, False) for entry in members]
+        if leaving:
+            self._members_left(run, thread, leaving, staying)
+        if thread.closed:
+            return [lv.entry for lv in leaving if lv.entry is not None and not lv.resolved and lv.entry.decision.due]
+        due: dict[str, list[_Entry]] = defaultdict(list)
+        for entry in staying:
+            if entry.decision.due and entry.key not in told_now:
+                assert entry.decision.step is not None
+                due[entry.decision.step.key].append(entry)
+        silenced = sum(entry.decision.reason is Reason.SILENCED for entry in staying)
+        for told in sorted(due.values(), key=lambda entries: _order(entries[0])):
+            self._group_stage(run, thread, told, len(staying), silenced)
+        if leaving or due or thread.key != shared_key:
+            self._group_parent(run, thread)
+        return [lv.entry for lv in leaving if lv.entry is not None and not lv.resolved and lv.entry.decision.due]
+
+    def _group_stage(self, run: _Pass, thread: ThreadState, told: list[_Entry], size: int, silenced: int) -> None:
+        step = told[0].decision.step
+        assert step is not None
+        keys = tuple(entry.key for entry in told)
+        view = self._group_view(MessageKind.STAGE, told[0].group, told,
+                                f"{thread.key}|{step.key}|{thread.id}|{_digest(keys)}", stage=step.stage.value,
+                                size=size, silenced=silenced)
+        run.batch.enqueue(alerts.NewAlert(
+            key=view.about.alert_key, kind=MessageKind.STAGE.value, channel=thread.channel,
+            message=render_group(view).as_json(), thread_id=thread.id, deployment_key=thread.key, stage=step.key,
+            deadline=thread.deadline, broadcast=step.stage in LOUD_STAGES, told=keys))
+        run.batch.update_thread(thread, stage=step.stage.value)
+
+    def _group_date_moved(self, run: _Pass, thread: ThreadState, members: list[_Entry]) -> set[str]:
+        """Every member's deadline moved to the same day: the thread follows it. The message counts as the new
+        deadline's alert for the stage it is in, for the members it is due for."""
+        old, new, group = thread.deadline, members[0].deadline, members[0].group
+        due = [entry for entry in members if entry.decision.due]
+        step = (due or members)[0].decision.step
+        assert step is not None
+        told = tuple(entry.key for entry in due if entry.decision.step == step)
+        view = self._group_view(MessageKind.DATE_MOVED, group, members,
+                                f"{thread.key}|{new}|moved-from-{old}|{thread.id}", stage=step.stage.value,
+                                size=len(members), detail=f"moved from {old or 'no date'} to {new or 'no date'}")
+        run.batch.enqueue(alerts.NewAlert(
+            key=view.about.alert_key, kind=MessageKind.DATE_MOVED.value, channel=thread.channel,
+            message=render_group(view).as_json(), thread_id=thread.id, deployment_key=thread.key,
+            stage=step.key if told else None, deadline=new, broadcast=step.stage in LOUD_STAGES, told=told))
+        run.rekey(thread, group.key)
+        run.batch.update_thread(thread, deadline=new, key=group.key, stage=step.stage.value)
+        return set(told)
+
+    def _members_left(self, run: _Pass, thread: ThreadState, leaving: list[_Leaver], staying: list[_Entry]) -> None:
+        keys = tuple(leaver.key for leaver in leaving)
+        for leaver in leaving:
+            run.batch.leave(thread, [leaver.key], leaver.reason)
+        members = [self._leaver_member(run, leaver) for leaver in leaving]
+        shared = parse_group_key(thread.key)
+        about = staying[0] if staying else next((lv.entry for lv in leaving if lv.entry is not None), None)
+        resolved = all(leaver.resolved for leaver in leaving)
+        if not staying:  # the last ones: the group resolves
+            view = self._group_view(MessageKind.RESOLVED, about.group if about else shared, [],
+                                    f"{thread.key}|resolved|{thread.id}", stage=thread.stage, size=0,
+                                    members=members, entry=about, resolves=True,
+                                    detail="Every deployment has left this group: nothing left to do here.")
+            kind = MessageKind.RESOLVED
+            run.batch.update_thread(thread, closed_at=run.now, close_reason="every deployment left the group")
+        else:
+            count = f"{len(keys)} deployment{'s' if len(keys) != 1 else ''}"
+            view = self._group_view(MessageKind.LEFT_GROUP, staying[0].group, [],
+                                    f"{thread.key}|left|{thread.id}|{_digest(keys)}", stage=thread.stage,
+                                    size=len(staying), members=members, entry=about, resolves=resolved,
+                                    detail=f"{count} left this group; {len(staying)} remain.")
+            kind = MessageKind.LEFT_GROUP
+        run.batch.enqueue(alerts.NewAlert(
+            key=view.about.alert_key, kind=kind.value, channel=thread.channel, message=render_group(view).as_json(),
+            thread_id=thread.id, deployment_key=thread.key, deadline=thread.deadline))
+
+    def _leaver_member(self, run: _Pass, leaver: _Leaver) -> GroupMember:
+        if leaver.entry is not None:
+            d = leaver.entry.deployment
+            runs = f"now runs {d.model_name} {d.model_version}: " if leaver.resolved and d.model_name else ""
+            return leaver.entry.member(runs + leaver.reason)
+        stored = run.stored.get(leaver.key)
+        if stored is not None:
+            return GroupMember(deployment_id=stored.id, account=stored.account_name, deployment=stored.name,
+                               subscription_id=stored.subscription_id, resource_group=stored.resource_group,
+                               location=stored.location, sku=stored.sku_name, note=leaver.reason)
+        return GroupMember(deployment_id=leaver.key, account="?", deployment=leaver.key.rsplit("/", 1)[-1],
+                           note=leaver.reason)
+
+    def _group_parent(self, run: _Pass, thread: ThreadState) -> None:
+        """Edit the group's first message to show its members and stage now (once per state: keyed by it)."""
+        staying = [run.entries[key] for key in sorted(thread.members) if key in run.entries]
+        if thread.closed or not staying:
+            return
+        keys = tuple(entry.key for entry in staying)
+        view = self._group_view(MessageKind.STAGE, staying[0].group, staying, thread.parent_key or thread.key,
+                                stage=thread.stage, size=len(staying))
+        run.batch.enqueue(alerts.NewAlert(
+            key=f"{thread.id}|parent|{thread.deadline}|{thread.stage}|{len(keys)}-{_digest(keys)}",
+            kind="parent_update", channel=thread.channel, message=render_group_parent(view).as_json(),
+            thread_id=thread.id, deployment_key=thread.key))
+
+    def _group_view(self, kind: MessageKind, group: GroupKey | None, entries: Sequence[_Entry], alert_key: str, *,
+                    stage: str | None, size: int, silenced: int = 0, detail: str | None = None,
+                    members: Sequence[GroupMember] | None = None, entry: _Entry | None = None,
+                    resolves: bool = False) -> GroupView:
+        """A message about ``entries`` (or ``members``, with ``entry`` saying what they share)."""
+        first = entry or (entries[0] if entries else None)
+        if first is not None:
+            mentions: dict[str, None] = {}
+            for each in entries:
+                mentions.update(dict.fromkeys(each.target.mentions_for(stage or "")))
+            about = replace(self._view(kind, first.deployment, first.assessment, first.target, stage, alert_key),
+                            mentions=tuple(mentions), detail=detail)
+            if len({each.deployment.sku_name for each in entries}) > 1:
+                about = replace(about, sku=None)
+        else:
+            about = AlertView(kind=kind, alert_key=alert_key, stage=stage, model=group.model if group else None,
+                              version=group.version if group else None,
+                              consequence=group.consequence if group else "none",
+                              strikes_on=group.deadline if group else None, detail=detail)
+        shared = group or (first.group if first else GroupKey("", "", "", "none", None))
+        return GroupView(about=about, members=tuple(members if members is not None else
+                                                    [each.member() for each in entries]),
+                         group=shared.ref, channel=shared.channel, size=size,
+                         status_filter=shared.status_filter(), resolves=resolves, silenced=silenced)
+
+    # -- single-thread messages -----------------------------------------------------------------------------------
 
     def _reply(self, batch: Batch, thread: ThreadState, view: AlertView, kind: str, alert_key: str,
-               step_key: str | None, deadline: date | None, broadcast: bool) -> None:
+               step_key: str | None, deadline: date | None, broadcast: bool, *,
+               deployment_key: str | None = None) -> None:
+        """A reply about one deployment: in its own thread, or in the group's it is a member of."""
         message = render_alert(replace(view, alert_key=alert_key), self._portal)
         batch.enqueue(alerts.NewAlert(
             key=alert_key, kind=kind, channel=thread.channel, message=message.as_json(), thread_id=thread.id,
-            deployment_key=thread.key, stage=step_key, deadline=deadline, broadcast=broadcast))
+            deployment_key=deployment_key or thread.key, stage=step_key, deadline=deadline, broadcast=broadcast))
 
     def _update_parent(self, batch: Batch, thread: ThreadState, view: AlertView, step_key: str) -> None:
         batch.update_thread(thread, stage=view.stage)
@@ -245,10 +563,10 @@ class Planner:
         log.warning("%d alert(s) still unsent after %d minutes: reported as an operational problem",
                     len(stale), minutes)
 
-    def _fine_tune_ends(self, batch: Batch, now: datetime, key: str, deployment: Deployment,
-                        assessment: Assessment, target: RouteTarget) -> None:
+    def _fine_tune_ends(self, batch: Batch, now: datetime, entry: _Entry) -> None:
         """``deprecation.fineTune`` is the last day to train on the model: told once to a fine-tuned deployment's
         team, from the first alert threshold on. The deployed fine-tune keeps answering until its own retirement."""
+        key, deployment, assessment, target = entry.key, entry.deployment, entry.assessment, entry.target
         ends = assessment.fine_tune_retirement
         if not assessment.fine_tuned or ends is None or not assessment.escalate:
             return
@@ -268,23 +586,23 @@ class Planner:
 
     # -- changes the poll recorded -------------------------------------------------------------------------------
 
-    def _report_changes(self, session: Session, batch: Batch, threads: Mapping[str, ThreadState],
-                        current: Mapping[str, tuple[Deployment, Assessment]], accounts: Mapping[str, Account]) -> None:
+    def _report_changes(self, session: Session, batch: Batch, thread_of: Mapping[str, ThreadState],
+                        entries: Mapping[str, _Entry]) -> None:
         after = alerts.cursor(session, EVENT_CURSOR)
         events = queries.deployment_events_after(session, after, CHANGE_EVENTS)
         grouped: dict[tuple[str, int | None, MessageKind], list[EventRow]] = defaultdict(list)
         for event in events:  # one message per deployment, poll and kind of change
             grouped[(event.subject_key, event.poll_id, CHANGE_EVENTS[event.kind])].append(event)
         for (subject, _poll, kind), changes in grouped.items():
-            thread, entry = threads.get(subject), current.get(subject)
+            thread, entry = thread_of.get(subject), entries.get(subject)
             if thread is None or entry is None:
                 continue
-            deployment, assessment = entry
-            target = self._route(deployment, accounts.get(arm_key(deployment.account_id)))
-            view = self._view(kind, deployment, assessment, target, thread.stage, f"{subject}|event|{changes[0].id}")
+            view = self._view(kind, entry.deployment, entry.assessment, entry.target, thread.stage,
+                              f"{subject}|event|{changes[0].id}")
             detail = "; ".join(_change_words(e) for e in changes)
             view = replace(view, detail=detail)
-            self._reply(batch, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False)
+            self._reply(batch, thread, view, view.kind.value, view.alert_key, None, thread.deadline, False,
+                        deployment_key=subject)
         last = queries.last_event_id(session)
         if last is not None and last != after:
             alerts.set_cursor(session, EVENT_CURSOR, last)
@@ -337,3 +655,23 @@ def _sent_by_deadline(keys: Mapping[tuple[str, date | None], set[str]]) -> dict[
         result[key] = _Sent(frozenset(steps), max(overdue, default=None))
     return result
 
+
+def _digest(keys: Sequence[str]) -> str:
+    """Short and stable for a set of deployment keys: part of the key of a message that names them."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:12]
+
+
+def _moved_on(entry: _Entry, shared: GroupKey) -> str | None:
+    """Why a member no longer belongs to its group though still at risk (None: it does)."""
+    mine = entry.group
+    if mine.channel != shared.channel:
+        return f"its alerts now go to {mine.channel}"
+    if (mine.model.casefold(), mine.version.casefold()) != (shared.model.casefold(), shared.version.casefold()):
+        return f"it now runs {mine.model} {mine.version}".rstrip()
+    if mine.consequence != shared.consequence:
+        return f"what happens at the deadline is now: {mine.consequence}"
+    return None
+
+
+def _order(entry: _Entry) -> tuple[int, int]:
+    return entry.decision.step.order if entry.decision.step is not None else (0, 0)

@@ -22,12 +22,12 @@ from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from daemon.store.schema import AckRow, AlertRow, AlertThreadRow, CursorRow
+from daemon.store.schema import AckRow, AlertRow, AlertStepRow, AlertThreadMemberRow, AlertThreadRow, CursorRow
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,13 @@ class NewAlert:
     deadline: date | None = None
     is_parent: bool = False
     broadcast: bool = False
+    # The deployments whose escalation ``stage`` this message tells (a grouped message tells several); default: the
+    # one it is about.
+    told: tuple[str, ...] = ()
+
+    @property
+    def told_keys(self) -> tuple[str, ...]:
+        return self.told or ((self.deployment_key,) if self.deployment_key else ())
 
 
 def enqueue(session: Session, alert: NewAlert, now: datetime) -> bool:
@@ -74,9 +81,14 @@ def existing_keys(session: Session, prefixes: Iterable[str] = ()) -> set[str]:
 
 
 def open_thread_of(session: Session, deployment_key: str) -> AlertThreadRow | None:
-    """The deployment's open thread, if it has one."""
-    return session.scalars(select(AlertThreadRow).where(AlertThreadRow.deployment_key == deployment_key,
-                                                        AlertThreadRow.closed_at.is_(None))).first()
+    """The open thread the deployment is in (its own, or a group's), if it is in one."""
+    member_of = (select(AlertThreadMemberRow.thread_id)
+                 .where(AlertThreadMemberRow.deployment_key == deployment_key, AlertThreadMemberRow.left_at.is_(None)))
+    return session.scalars(select(AlertThreadRow).where(
+        AlertThreadRow.closed_at.is_(None),
+        or_(AlertThreadRow.id.in_(member_of),
+            and_(AlertThreadRow.deployment_key == deployment_key, AlertThreadRow.grouped.is_(False))))
+        .order_by(AlertThreadRow.id)).first()
 
 
 def find_thread(session: Session, thread_id: int) -> AlertThreadRow | None:
@@ -128,6 +140,12 @@ def ack_in_force(session: Session, deployment_key: str, deadline: date | None) -
 def add_ack(session: Session, ack: AckRow) -> None:
     """Record ``ack`` (flushed, so it counts in :func:`ack_count` at once)."""
     session.add(ack)
+    session.flush()
+
+
+def add_acks(session: Session, acks: Sequence[AckRow]) -> None:
+    """Record ``acks`` (one flush)."""
+    session.add_all(acks)
     session.flush()
 
 
@@ -270,33 +288,43 @@ def chunks(items: Iterable[_T], size: int = CHUNK) -> Iterator[list[_T]]:
 
 @dataclass
 class ThreadState:
-    """An open thread as the planner sees it: a plain copy, changed only through :meth:`Batch.update_thread`."""
+    """An open thread as the planner sees it: a plain copy, changed only through the :class:`Batch`."""
 
     id: int
-    key: str  # the deployment's key
+    key: str  # the deployment's key; a grouped thread's: the group's key
     channel: str
     deadline: date | None
     consequence: str
     stage: str | None
     parent_key: str | None  # the key of its first message (None: it has none)
+    grouped: bool = False
+    members: set[str] = field(default_factory=set)  # deployment keys that have not left
+    closed: bool = False  # closed by this pass
 
 
-def open_threads(session: Session) -> dict[str, ThreadState]:
-    """Every open thread by its key, with the key of its first message: two statements."""
+def open_threads(session: Session) -> dict[int, ThreadState]:
+    """Every open thread by id, with its members and the key of its first message: three statements."""
     is_open = AlertThreadRow.closed_at.is_(None)
+    open_ids = select(AlertThreadRow.id).where(is_open)
     parents: dict[int, str] = {}
     for thread_id, key in session.execute(
             select(AlertRow.thread_id, AlertRow.key)
-            .where(AlertRow.is_parent.is_(True), AlertRow.thread_id.in_(select(AlertThreadRow.id).where(is_open)))
-            .order_by(AlertRow.id.desc())):
+            .where(AlertRow.is_parent.is_(True), AlertRow.thread_id.in_(open_ids)).order_by(AlertRow.id.desc())):
         if thread_id is not None:
             parents[thread_id] = key  # the oldest wins
+    members: dict[int, set[str]] = defaultdict(set)
+    for thread_id, key in session.execute(
+            select(AlertThreadMemberRow.thread_id, AlertThreadMemberRow.deployment_key)
+            .where(AlertThreadMemberRow.left_at.is_(None), AlertThreadMemberRow.thread_id.in_(open_ids))):
+        members[thread_id].add(key)
     threads = {}
     for row in session.execute(select(AlertThreadRow.id, AlertThreadRow.deployment_key, AlertThreadRow.channel,
-                                      AlertThreadRow.deadline, AlertThreadRow.consequence, AlertThreadRow.stage)
-                               .where(is_open)):
-        threads[row.deployment_key] = ThreadState(row.id, row.deployment_key, row.channel, row.deadline,
-                                                  row.consequence, row.stage, parents.get(row.id))
+                                      AlertThreadRow.deadline, AlertThreadRow.consequence, AlertThreadRow.stage,
+                                      AlertThreadRow.grouped).where(is_open)):
+        # A single thread is about its deployment even where no member row says so (written before members were)
+        who = members.get(row.id) or (set() if row.grouped else {row.deployment_key})
+        threads[row.id] = ThreadState(row.id, row.deployment_key, row.channel, row.deadline, row.consequence,
+                                      row.stage, parents.get(row.id), row.grouped, who)
     return threads
 
 
@@ -315,17 +343,16 @@ def _deadline_is(column: Any, deadlines: set[date | None]) -> Any:
 
 
 def sent_steps(session: Session, deadlines: Iterable[Deadline]) -> dict[Deadline, set[str]]:
-    """The escalation step keys already queued for each of ``deadlines`` (a deployment's key and the deadline it
-    has today): only those rows are read, by the deployment key index, one statement per CHUNK deadlines."""
+    """The escalation step keys already told for each of ``deadlines`` (a deployment's key and the deadline it has
+    today), alone or in a group: only those rows of ``alert_steps`` are read, one statement per CHUNK deadlines."""
     wanted = set(deadlines)
     found: dict[Deadline, set[str]] = defaultdict(set)
     for keys, dates in _by_deadline(wanted):
-        for key, deadline, stage in session.execute(
-                select(AlertRow.deployment_key, AlertRow.deadline, AlertRow.stage)
-                .where(AlertRow.deployment_key.in_(keys), AlertRow.stage.is_not(None),
-                       _deadline_is(AlertRow.deadline, dates))):
-            if key is not None and stage is not None and (key, deadline) in wanted:
-                found[(key, deadline)].add(stage)
+        for key, deadline, step in session.execute(
+                select(AlertStepRow.deployment_key, AlertStepRow.deadline, AlertStepRow.step)
+                .where(AlertStepRow.deployment_key.in_(keys), _deadline_is(AlertStepRow.deadline, dates))):
+            if (key, deadline) in wanted:
+                found[(key, deadline)].add(step)
     return found
 
 
@@ -350,11 +377,20 @@ def mark_alarmed(session: Session, alert_ids: Iterable[int], now: datetime) -> N
 
 @dataclass(frozen=True)
 class NewThread:
-    deployment_key: str
+    deployment_key: str  # a grouped thread's: the group's key
     channel: str
     deadline: date | None
     consequence: str
     stage: str | None
+    grouped: bool = False
+    members: tuple[str, ...] = ()  # default: the deployment itself
+
+    @property
+    def member_keys(self) -> tuple[str, ...]:
+        return self.members or (self.deployment_key,)
+
+
+_THREAD_COLUMNS = {"key": "deployment_key"}  # ThreadState names that differ from the column's
 
 
 @dataclass
@@ -362,13 +398,19 @@ class Batch:
     """The writes of one planning pass, held in memory and written by :meth:`flush` in a few statements per CHUNK
     rows: no savepoint and no look-up per message. INSERT ... ON CONFLICT DO NOTHING keeps the guarantees the
     one-by-one writes had: an outbox key is written once, and a thread refused by the one-open-thread index (a
-    planner that got there first) is not opened, nor is its first message queued."""
+    planner that got there first) is not opened, nor is its first message queued.
+
+    Order: members leave and threads close first (so a deployment that moves on may join another thread in the
+    same pass without meeting the one-open-membership index), then new threads with their members, members that
+    join, the outbox with the steps each message told (``alert_steps``), and the other thread changes."""
 
     session: Session
     now: datetime
     _alerts: dict[str, NewAlert] = field(default_factory=dict)
     _threads: dict[str, tuple[NewThread, NewAlert]] = field(default_factory=dict)
     _updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _joins: list[tuple[int, str]] = field(default_factory=list)
+    _leaves: list[tuple[int, str, str]] = field(default_factory=list)
 
     def enqueue(self, alert: NewAlert) -> None:
         """Queue ``alert`` unless this batch or the outbox already holds its key."""
@@ -379,30 +421,67 @@ class Batch:
         self._threads.setdefault(thread.deployment_key, (thread, first))
 
     def update_thread(self, thread: ThreadState, **changes: Any) -> None:
-        """Change an open thread: ``stage``, ``deadline``, ``closed_at``, ``close_reason``."""
+        """Change an open thread: ``stage``, ``deadline``, ``key``, or close it (``closed_at``, ``close_reason``:
+        its members leave with it)."""
         for name, value in changes.items():
             if hasattr(thread, name):
                 setattr(thread, name, value)
-        self._updates.setdefault(thread.id, {}).update(changes)
+        if "closed_at" in changes:
+            thread.closed = True
+        self._updates.setdefault(thread.id, {}).update(
+            {_THREAD_COLUMNS.get(name, name): value for name, value in changes.items()})
+
+    def join(self, thread: ThreadState, keys: Iterable[str]) -> None:
+        for key in keys:
+            thread.members.add(key)
+            self._joins.append((thread.id, key))
+
+    def leave(self, thread: ThreadState, keys: Iterable[str], reason: str) -> None:
+        for key in keys:
+            thread.members.discard(key)
+            self._leaves.append((thread.id, key, reason))
 
     def flush(self) -> list[NewAlert]:
         """Write everything; returns the messages that were added (not already in the outbox)."""
+        self._write_leaves()
         alerts = list(self._alerts.values())
         alerts += self._write_threads()
+        self._write_members(self._joins)
         added = self._write_alerts(alerts)
         self._write_updates()
-        self._alerts, self._threads, self._updates = {}, {}, {}
+        self._alerts, self._threads, self._updates, self._joins, self._leaves = {}, {}, {}, [], []
         return added
 
     def _insert(self, entity: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
         return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(entity)
 
+    def _write_leaves(self) -> None:
+        leaving = (update(AlertThreadMemberRow)
+                   .where(AlertThreadMemberRow.thread_id == bindparam("b_thread"),
+                          AlertThreadMemberRow.deployment_key == bindparam("b_key"),
+                          AlertThreadMemberRow.left_at.is_(None))
+                   .values(left_at=self.now, left_reason=bindparam("b_reason"))
+                   .execution_options(synchronize_session=False))
+        for chunk in chunks(self._leaves):
+            self.session.connection().execute(leaving, [{"b_thread": thread_id, "b_key": key, "b_reason": reason}
+                                                        for thread_id, key, reason in chunk])
+        closing = (update(AlertThreadMemberRow)
+                   .where(AlertThreadMemberRow.thread_id == bindparam("b_thread"),
+                          AlertThreadMemberRow.left_at.is_(None))
+                   .values(left_at=self.now, left_reason=bindparam("b_reason"))
+                   .execution_options(synchronize_session=False))
+        closed = [(thread_id, changes.get("close_reason")) for thread_id, changes in self._updates.items()
+                  if "closed_at" in changes]
+        for batch in chunks(closed):
+            self.session.connection().execute(closing, [{"b_thread": thread_id, "b_reason": reason}
+                                                        for thread_id, reason in batch])
+
     def _write_threads(self) -> list[NewAlert]:
         if not self._threads:
             return []
         rows = [{"deployment_key": t.deployment_key, "channel": t.channel, "deadline": t.deadline,
-                 "consequence": t.consequence, "stage": t.stage, "opened_at": self.now}
+                 "consequence": t.consequence, "stage": t.stage, "opened_at": self.now, "grouped": t.grouped}
                 for t, _ in self._threads.values()]
         statement = (self._insert(AlertThreadRow).on_conflict_do_nothing()
                      .returning(AlertThreadRow.deployment_key, AlertThreadRow.id))
@@ -410,7 +489,18 @@ class Batch:
         lost = [key for key in self._threads if key not in opened]
         if lost:  # another planner opened them, with their first messages: the next run carries on from there
             log.info("%d thread(s) were opened by another planner: %s", len(lost), ", ".join(lost[:5]))
+        self._write_members([(opened[key], member) for key, (thread, _) in self._threads.items() if key in opened
+                             for member in thread.member_keys])
         return [_with_thread(first, opened[key]) for key, (_, first) in self._threads.items() if key in opened]
+
+    def _write_members(self, members: list[tuple[int, str]]) -> None:
+        if not members:
+            return
+        rows = [{"thread_id": thread_id, "deployment_key": key, "joined_at": self.now} for thread_id, key in members]
+        statement = self._insert(AlertThreadMemberRow).on_conflict_do_nothing().returning(AlertThreadMemberRow.id)
+        written = len(self._many(statement, rows))
+        if written < len(rows):  # in another open thread already (a concurrent planner): it stays there
+            log.info("%d deployment(s) are in another open thread already", len(rows) - written)
 
     def _write_alerts(self, alerts: list[NewAlert]) -> list[NewAlert]:
         if not alerts:
@@ -419,15 +509,15 @@ class Batch:
                  "deployment_key": a.deployment_key, "stage": a.stage, "deadline": a.deadline,
                  "is_parent": a.is_parent, "broadcast": a.broadcast, "status": PENDING, "attempts": 0,
                  "created_at": self.now, "next_attempt_at": self.now} for a in alerts]
-        statement = self._insert(AlertRow).on_conflict_do_nothing(index_elements=["key"]).returning(AlertRow.key)
-        new = {row[0] for row in self._many(statement, rows)}
-        return [alert for alert in alerts if alert.key in new]
-
-    def _many(self, statement: Any, rows: list[dict[str, Any]]) -> list[Any]:
-        """Run ``statement`` for every row: SQLAlchemy's insertmanyvalues sends them as multi-row statements of up
-        to CHUNK rows (a batch, not a round trip per row), and gathers what each RETURNING gave."""
-        return list(self.session.connection().execute(statement, rows,
-                                                      execution_options={"insertmanyvalues_page_size": CHUNK}))
+        statement = (self._insert(AlertRow).on_conflict_do_nothing(index_elements=["key"])
+                     .returning(AlertRow.key, AlertRow.id))
+        new: dict[str, int] = dict(self._many(statement, rows))
+        added = [alert for alert in alerts if alert.key in new]
+        steps = [{"deployment_key": key, "deadline": alert.deadline, "step": alert.stage, "alert_id": new[alert.key]}
+                 for alert in added if alert.stage is not None for key in alert.told_keys]
+        if steps:
+            self._many(insert(AlertStepRow).returning(AlertStepRow.id), steps)
+        return added
 
     def _write_updates(self) -> None:
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -441,6 +531,38 @@ class Batch:
                 self.session.connection().execute(statement, [
                     {"thread_id": row["id"], **{f"new_{name}": row[name] for name in columns}} for row in chunk])
 
+    def _many(self, statement: Any, rows: list[dict[str, Any]]) -> list[Any]:
+        """Run ``statement`` for every row: SQLAlchemy's insertmanyvalues sends them as multi-row statements of up
+        to CHUNK rows (a batch, not a round trip per row), and gathers what each RETURNING gave."""
+        return list(self.session.connection().execute(statement, rows,
+                                                      execution_options={"insertmanyvalues_page_size": CHUNK}))
+
 
 def _with_thread(alert: NewAlert, thread_id: int) -> NewAlert:
     return replace(alert, thread_id=thread_id)
+
+
+# -- threads and groups, one at a time (ack) ----------------------------------------------------------------------
+
+
+def thread_members(session: Session, thread_id: int) -> list[str]:
+    """The deployment keys of the thread's members that have not left, in the order they joined."""
+    return list(session.scalars(select(AlertThreadMemberRow.deployment_key)
+                                .where(AlertThreadMemberRow.thread_id == thread_id,
+                                       AlertThreadMemberRow.left_at.is_(None)).order_by(AlertThreadMemberRow.id)))
+
+
+def open_grouped_threads(session: Session) -> list[AlertThreadRow]:
+    """Every open grouped thread."""
+    return list(session.scalars(select(AlertThreadRow).where(AlertThreadRow.closed_at.is_(None),
+                                                             AlertThreadRow.grouped.is_(True))))
+
+
+def acks_count(session: Session, deployment_keys: Collection[str], deadline: date | None) -> int:
+    """How many acks these deployments have had for ``deadline``."""
+    wanted = list(deployment_keys)
+    total = 0
+    for chunk in chunks(wanted):
+        total += len(session.scalars(select(AckRow.id).where(AckRow.deployment_key.in_(chunk),
+                                                              _deadline_is(AckRow.deadline, {deadline}))).all())
+    return total
