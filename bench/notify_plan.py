@@ -1,18 +1,22 @@
 """What planning and queueing the Slack alerts costs: statements and seconds, for 10k and 100k deployments.
 
 Run: .venv/bin/python bench/notify_plan.py [--sizes 10000 100000] [--due 0.7] [--databases sqlite postgresql]
-     [--postgres-admin-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--group-min 5]
+     [--modes grouped one-by-one] [--postgres-admin-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 Each estate is written straight into a fresh database through the store's own write path
 (``InventoryStore.record``, one transaction per subscription of 10,000 deployments), spread over 40 team channels
 (account tags) and five model versions: four retire within 90 days (so ``--due`` of the deployments are in an
-alerting stage), one has no date. Then the planning step of ``retirewatch notify`` (``plan_due``: evaluate every
-deployment, decide, write the outbox in one transaction; no Slack) runs three times:
+alerting stage; about 44 per team and retiring version), one has no date. Then the planning step of ``retirewatch
+notify`` (``plan_due``: evaluate every deployment, decide, write the outbox in one transaction; no Slack) runs
+three times:
 
 - ``first``: nothing told yet; every due deployment gets its first alert (its thread opens);
 - ``again``: the same instant; must queue nothing;
 - ``next day``: one day later, everything queued having been delivered in between, every due deployment is a
   stage further (replies and first-message edits).
+
+Each in two modes: ``grouped`` (the default ``slack.group_min`` 5: one thread per team and version) and
+``one-by-one`` (``group_min`` beyond any group: a thread per deployment, the most messages planning can meet).
 
 Statements are counted with a SQLAlchemy ``before_cursor_execute`` listener on the engine; ``seconds`` is wall
 time, ``cpu s`` this process's CPU time (on a busy machine the steadier of the two; the database server's work is
@@ -47,6 +51,7 @@ T0 = date(2026, 3, 2)
 TEAMS = 40
 PER_SUBSCRIPTION = 10_000
 PER_ACCOUNT = 100
+MODES = {"grouped": None, "one-by-one": 1_000_000}  # slack.group_min: the default, or beyond any group
 # (model, version, days from T0 to retirement): notice, warning, urgent, critical@7 on T0; each a stage further
 # the next day (warning, urgent, critical@7, critical@1).
 DUE_MODELS = (("gpt-4o", "2024-05-13", 31), ("gpt-4o-mini", "2024-07-18", 15), ("o1", "2024-12-17", 8),
@@ -162,6 +167,7 @@ def scratch(kind: str, admin_url: str) -> Iterator[str]:
 
 
 def bench(kind: str, size: int, due: float, admin_url: str, group_min: int | None) -> tuple[float, list[Figure]]:
+    """Build the estate in a fresh database, then plan three times; (seconds to build, figures)."""
     with scratch(kind, admin_url) as url:
         engine = database.make_engine(url)
         database.upgrade(engine)
@@ -186,19 +192,20 @@ def main() -> None:
     parser.add_argument("--due", type=float, default=0.7, help="share of deployments in an alerting stage")
     parser.add_argument("--databases", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     parser.add_argument("--postgres-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--group-min", type=int, default=None,
-                        help="slack.group_min for the run (default: the config's default)")
+    parser.add_argument("--modes", nargs="+", choices=tuple(MODES), default=list(MODES))
     args = parser.parse_args()
-    print(f"{'database':<11} {'deployments':>11} {'due':>7} {'run':<9} {'statements':>10} {'seconds':>8} "
-          f"{'cpu s':>6} {'queued':>7} {'stmts/due':>9}")
+    print(f"{'database':<11} {'mode':<10} {'deployments':>11} {'due':>7} {'run':<9} {'statements':>10} "
+          f"{'seconds':>8} {'cpu s':>6} {'queued':>7} {'stmts/due':>9}", flush=True)
     for size in args.sizes:
         for kind in args.databases:
-            built, figures = bench(kind, size, args.due, args.postgres_admin_url, args.group_min)
-            due = round(size * args.due)
-            for figure in figures:
-                print(f"{kind:<11} {size:>11} {due:>7} {figure.label:<9} {figure.statements:>10} "
-                      f"{figure.seconds:>8.2f} {figure.cpu:>6.2f} {figure.queued:>7} {figure.statements / due:>9.3f}")
-            print(f"{'':<11} (estate written through InventoryStore.record in {built:.1f} s)")
+            for mode in args.modes:
+                built, figures = bench(kind, size, args.due, args.postgres_admin_url, MODES[mode])
+                due = round(size * args.due)
+                for figure in figures:
+                    print(f"{kind:<11} {mode:<10} {size:>11} {due:>7} {figure.label:<9} {figure.statements:>10} "
+                          f"{figure.seconds:>8.2f} {figure.cpu:>6.2f} {figure.queued:>7} "
+                          f"{figure.statements / due:>9.3f}")
+                print(f"{'':<11} (estate written through InventoryStore.record in {built:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

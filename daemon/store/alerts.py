@@ -400,9 +400,10 @@ class Batch:
     one-by-one writes had: an outbox key is written once, and a thread refused by the one-open-thread index (a
     planner that got there first) is not opened, nor is its first message queued.
 
-    Order: members leave and threads close first (so a deployment that moves on may join another thread in the
-    same pass without meeting the one-open-membership index), then new threads with their members, members that
-    join, the outbox with the steps each message told (``alert_steps``), and the other thread changes."""
+    Order: members leave, threads close and change first (so a deployment that moves on may join another thread,
+    and a group key freed may be taken again, in the same pass without meeting the unique indexes), then new
+    threads with their members, members that join, and the outbox with the steps each message told
+    (``alert_steps``)."""
 
     session: Session
     now: datetime
@@ -444,11 +445,11 @@ class Batch:
     def flush(self) -> list[NewAlert]:
         """Write everything; returns the messages that were added (not already in the outbox)."""
         self._write_leaves()
+        self._write_updates()
         alerts = list(self._alerts.values())
         alerts += self._write_threads()
         self._write_members(self._joins)
         added = self._write_alerts(alerts)
-        self._write_updates()
         self._alerts, self._threads, self._updates, self._joins, self._leaves = {}, {}, {}, [], []
         return added
 
