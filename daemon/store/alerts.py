@@ -330,13 +330,19 @@ def open_threads(session: Session) -> dict[int, ThreadState]:
 
 def _by_deadline(wanted: Collection[Deadline]) -> Iterator[tuple[list[str], set[date | None]]]:
     """The wanted (key, deadline) pairs in chunks: the chunk's keys and the deadlines they have."""
-    for chunk in chunks(sorted(wanted, key=lambda pair: (pair[0], pair[1] or date.min))):
+    for chunk in chunks(wanted):
         yield [key for key, _ in chunk], {deadline for _, deadline in chunk}
+
+
+def _among(column: Any, values: Sequence[Any]) -> Any:
+    """``column IN (...)`` with the values written into the statement: PostgreSQL then hashes the list (a lookup per
+    row, not a comparison with each value), which a list of bound parameters does not get."""
+    return column.in_(bindparam(f"among_{column.key}", list(values), expanding=True, literal_execute=True))
 
 
 def _deadline_is(column: Any, deadlines: set[date | None]) -> Any:
     dated = [d for d in deadlines if d is not None]
-    clauses = [column.in_(dated)] if dated else []
+    clauses = [_among(column, dated)] if dated else []
     if None in deadlines:
         clauses.append(column.is_(None))
     return or_(*clauses)
@@ -350,7 +356,7 @@ def sent_steps(session: Session, deadlines: Iterable[Deadline]) -> dict[Deadline
     for keys, dates in _by_deadline(wanted):
         for key, deadline, step in session.execute(
                 select(AlertStepRow.deployment_key, AlertStepRow.deadline, AlertStepRow.step)
-                .where(AlertStepRow.deployment_key.in_(keys), _deadline_is(AlertStepRow.deadline, dates))):
+                .where(_among(AlertStepRow.deployment_key, keys), _deadline_is(AlertStepRow.deadline, dates))):
             if (key, deadline) in wanted:
                 found[(key, deadline)].add(step)
     return found
@@ -361,7 +367,7 @@ def acks_for(session: Session, deadlines: Iterable[Deadline]) -> dict[Deadline, 
     wanted = set(deadlines)
     found: dict[Deadline, AckRow] = {}
     for keys, dates in _by_deadline(wanted):
-        for row in session.scalars(select(AckRow).where(AckRow.deployment_key.in_(keys),
+        for row in session.scalars(select(AckRow).where(_among(AckRow.deployment_key, keys),
                                                         _deadline_is(AckRow.deadline, dates)).order_by(AckRow.id)):
             if (row.deployment_key, row.deadline) in wanted:
                 found[(row.deployment_key, row.deadline)] = row

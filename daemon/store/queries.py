@@ -40,12 +40,22 @@ def catalog_from_row(row: CatalogModelRow) -> CatalogModel:
     )
 
 
+_DEPLOYMENT_COLUMNS = (  # labelled as the record's fields
+    DeploymentRow.arm_id.label("id"), DeploymentRow.account_key.label("account_id"), DeploymentRow.subscription_id,
+    DeploymentRow.resource_group,
+    DeploymentRow.account_name, DeploymentRow.location, DeploymentRow.name, DeploymentRow.model_format,
+    DeploymentRow.model_name, DeploymentRow.model_version, DeploymentRow.model_publisher, DeploymentRow.model_source,
+    DeploymentRow.sku_name, DeploymentRow.sku_capacity, DeploymentRow.upgrade_option, DeploymentRow.provisioning_state,
+)
+
+
 def current_deployments(session: Session) -> Iterator[Deployment]:
-    """Every deployment the last polls saw and that is not gone; account scopes use the account's key."""
-    rows = session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None))
+    """Every deployment the last polls saw and that is not gone; account scopes use the account's key. Read as
+    plain columns (no ORM objects: 100,000 of them cost more to build than to fetch)."""
+    rows = session.execute(select(*_DEPLOYMENT_COLUMNS).where(DeploymentRow.removed_at.is_(None))
                            .order_by(DeploymentRow.key).execution_options(yield_per=2000))
     for row in rows:
-        yield deployment_from_row(row)
+        yield Deployment(**row._asdict())
 
 
 def deployment_by_key(session: Session, key: str) -> Deployment | None:
