@@ -426,12 +426,14 @@ class Planner:
         shared = parse_group_key(thread.key)
         about = staying[0] if staying else next((lv.entry for lv in leaving if lv.entry is not None), None)
         resolved = all(leaver.resolved for leaver in leaving)
-        if not staying:  # the last ones: the group resolves
-            view = self._group_view(MessageKind.RESOLVED, about.group if about else shared, [],
-                                    f"{thread.key}|resolved|{thread.id}", stage=thread.stage, size=0,
-                                    members=members, entry=about, resolves=True,
-                                    detail="Every deployment has left this group: nothing left to do here.")
-            kind = MessageKind.RESOLVED
+        if not staying:  # the last ones: the group resolves (or closes, when some are still at risk elsewhere)
+            kind = MessageKind.RESOLVED if resolved else MessageKind.LEFT_GROUP
+            detail = ("Every deployment has left this group: nothing left to do here." if resolved else
+                      "Every deployment has left this group, which is closed; those still at risk are alerted "
+                      "afresh.")
+            view = self._group_view(kind, about.group if about else shared, [], f"{thread.key}|resolved|{thread.id}",
+                                    stage=thread.stage, size=0, members=members, entry=about, resolves=resolved,
+                                    detail=detail)
             run.batch.update_thread(thread, closed_at=run.now, close_reason="every deployment left the group")
         else:
             count = f"{len(keys)} deployment{'s' if len(keys) != 1 else ''}"
@@ -669,8 +671,13 @@ def _moved_on(entry: _Entry, shared: GroupKey) -> str | None:
     if (mine.model.casefold(), mine.version.casefold()) != (shared.model.casefold(), shared.version.casefold()):
         return f"it now runs {mine.model} {mine.version}".rstrip()
     if mine.consequence != shared.consequence:
-        return f"what happens at the deadline is now: {mine.consequence}"
+        return _CONSEQUENCE_NOW.get(mine.consequence, f"what happens at the deadline is now: {mine.consequence}")
     return None
+
+
+_CONSEQUENCE_NOW = {"outage": "it now stops answering at the deadline (outage)",
+                    "forced-upgrade": "Azure now upgrades it at the deadline (forced upgrade)",
+                    "auto-upgrade": "Azure now upgrades it when the new default is set (auto-upgrade)"}
 
 
 def _order(entry: _Entry) -> tuple[int, int]:

@@ -475,7 +475,7 @@ def group_situation(view: GroupView) -> list[str]:
     if about.strikes_on and about.retirement_date and about.strikes_on < about.retirement_date:
         lead += f" The change comes earlier, on {_day(about.strikes_on)}."
     paragraphs = [lead]
-    if count < view.size or view.silenced:
+    if about.kind is MessageKind.STAGE and (count < view.size or view.silenced):
         told = f"This is told for {count} of the {view.size} deployments in this group"
         paragraphs.append(told + (f"; {view.silenced} acknowledged." if view.silenced else "."))
     if about.consequence in _SHORT_CONSEQUENCE:

@@ -274,3 +274,28 @@ def test_a_large_group_is_summarised_in_the_blocks_and_listed_by_status(
         assert main(["status", "--format", "csv", "--channel", "#elsewhere", *_cli(world, tmp_path)]) == 0
         assert len(capsys.readouterr().out.strip().splitlines()) == 1, "the header only"
         assert at(TODAY) == world.clock.now()
+
+
+def test_members_that_move_on_still_at_risk_leave_and_are_alerted_afresh(world: World) -> None:
+    world.notify()
+    with world.arm.update() as live:  # two of them let Azure upgrade them: another consequence, the same day
+        for deployment in live["subscriptions"][0]["accounts"][0]["deployments"]:
+            if deployment["name"] in ("g4", "g5"):
+                deployment["properties"]["versionUpgradeOption"] = "OnceCurrentVersionExpired"
+    world.go_to(TODAY + timedelta(days=1))
+    world.step()
+    parent = group_message(world)
+    left = in_thread(world, parent)
+    assert [payload(m)["kind"] for m in left] == ["left_group"]
+    assert (left[0].metadata or {})["event_type"] == "model_retirement_alert", "still at risk: not resolved"
+    assert names(payload(left[0])["deployment_ids"]) == ["g4", "g5"]
+    assert "Azure now upgrades it at the deadline (forced upgrade)" in left[0].text
+    assert payload(parent)["deployment_count"] == 4
+    world.go_to(TODAY + timedelta(days=11))  # the next stage: the group tells its four, the two are told alone
+    world.step()
+    assert [(payload(m)["kind"], payload(m).get("deployment_count")) for m in in_thread(world, parent)] == [
+        ("left_group", 2), ("stage", 4)]
+    alone = [payload(m) for m in world.slack.messages("#search")
+             if payload(m).get("deployment_id", "").rsplit("/", 1)[-1] in ("g4", "g5")]
+    assert sorted((p["kind"], p["stage"], p["consequence"], p["parent"]) for p in alone) == [
+        ("stage", "urgent", "forced-upgrade", True)] * 2, "each in a thread of its own (below group_min)"
