@@ -142,9 +142,9 @@ def delivered(engine: Engine, now: datetime) -> None:
     with engine.begin() as connection:
         connection.execute(text("UPDATE alerts SET status = 'sent', sent_at = :now, channel_id = 'C0BENCH', "
                                 "ts = '1700000000.' || id WHERE status = 'pending'"), {"now": now})
-        connection.execute(text("UPDATE alert_threads SET channel_id = 'C0BENCH', parent_ts = (SELECT a.ts FROM "
-                                "alerts a WHERE a.thread_id = alert_threads.id AND a.is_parent ORDER BY a.id "
-                                "LIMIT 1) WHERE parent_ts IS NULL"))
+        connection.execute(text("UPDATE alert_threads SET channel_id = 'C0BENCH', parent_ts = a.ts FROM alerts a "
+                                "WHERE a.thread_id = alert_threads.id AND a.is_parent "
+                                "AND alert_threads.parent_ts IS NULL"))
 
 
 @contextmanager
