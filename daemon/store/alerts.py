@@ -14,6 +14,7 @@ A planning pass writes through a :class:`Batch`: in memory until the end, then a
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -22,7 +23,7 @@ from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -459,10 +460,6 @@ class Batch:
         self._alerts, self._threads, self._updates, self._joins, self._leaves = {}, {}, {}, [], []
         return added
 
-    def _insert(self, entity: Any) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(entity)
-
     def _write_leaves(self) -> None:
         leaving = (update(AlertThreadMemberRow)
                    .where(AlertThreadMemberRow.thread_id == bindparam("b_thread"),
@@ -490,9 +487,7 @@ class Batch:
         rows = [{"deployment_key": t.deployment_key, "channel": t.channel, "deadline": t.deadline,
                  "consequence": t.consequence, "stage": t.stage, "opened_at": self.now, "grouped": t.grouped}
                 for t, _ in self._threads.values()]
-        statement = (self._insert(AlertThreadRow).on_conflict_do_nothing()
-                     .returning(AlertThreadRow.deployment_key, AlertThreadRow.id))
-        opened: dict[str, int] = dict(self._many(statement, rows))
+        opened: dict[str, int] = dict(self._insert(AlertThreadRow, rows, ("deployment_key", "id")))
         lost = [key for key in self._threads if key not in opened]
         if lost:  # another planner opened them, with their first messages: the next run carries on from there
             log.info("%d thread(s) were opened by another planner: %s", len(lost), ", ".join(lost[:5]))
@@ -504,8 +499,7 @@ class Batch:
         if not members:
             return
         rows = [{"thread_id": thread_id, "deployment_key": key, "joined_at": self.now} for thread_id, key in members]
-        statement = self._insert(AlertThreadMemberRow).on_conflict_do_nothing().returning(AlertThreadMemberRow.id)
-        written = len(self._many(statement, rows))
+        written = len(self._insert(AlertThreadMemberRow, rows, ("id",)))
         if written < len(rows):  # in another open thread already (a concurrent planner): it stays there
             log.info("%d deployment(s) are in another open thread already", len(rows) - written)
 
@@ -516,14 +510,12 @@ class Batch:
                  "deployment_key": a.deployment_key, "stage": a.stage, "deadline": a.deadline,
                  "is_parent": a.is_parent, "broadcast": a.broadcast, "status": PENDING, "attempts": 0,
                  "created_at": self.now, "next_attempt_at": self.now} for a in alerts]
-        statement = (self._insert(AlertRow).on_conflict_do_nothing(index_elements=["key"])
-                     .returning(AlertRow.key, AlertRow.id))
-        new: dict[str, int] = dict(self._many(statement, rows))
+        new: dict[str, int] = dict(self._insert(AlertRow, rows, ("key", "id"), conflict=("key",)))
         added = [alert for alert in alerts if alert.key in new]
         steps = [{"deployment_key": key, "deadline": alert.deadline, "step": alert.stage, "alert_id": new[alert.key]}
                  for alert in added if alert.stage is not None for key in alert.told_keys]
         if steps:
-            self._many(insert(AlertStepRow).returning(AlertStepRow.id), steps)
+            self._insert(AlertStepRow, steps, ("id",), conflict=None)
         return added
 
     def _write_updates(self) -> None:
@@ -538,10 +530,33 @@ class Batch:
                 self.session.connection().execute(statement, [
                     {"thread_id": row["id"], **{f"new_{name}": row[name] for name in columns}} for row in chunk])
 
-    def _many(self, statement: Any, rows: list[dict[str, Any]]) -> list[Any]:
-        """Run ``statement`` for every row: SQLAlchemy's insertmanyvalues sends them as multi-row statements of up
-        to CHUNK rows (a batch, not a round trip per row), and gathers what each RETURNING gave."""
-        return list(self.session.connection().execute(statement, rows,
+    def _insert(self, entity: Any, rows: list[dict[str, Any]], returning: tuple[str, ...], *,
+                conflict: tuple[str, ...] | None = ()) -> list[Any]:
+        """INSERT ``rows`` into ``entity``'s table, CHUNK rows per statement, skipping rows a unique index refuses
+        (``conflict``: the index's columns; ``()``: any unique index; None: no such rows); ``returning``'s
+        columns of the rows written.
+
+        On PostgreSQL each chunk is one parameter, a JSON array the server unpacks (``json_populate_recordset``):
+        thousands of bound parameters would cost the driver more to parse than the server to insert. On SQLite,
+        SQLAlchemy's insertmanyvalues writes multi-row statements of the same size."""
+        table = entity.__table__
+        if self.session.get_bind().dialect.name == "postgresql":
+            names = ", ".join(rows[0])
+            on_conflict = "" if conflict is None else \
+                f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else " ON CONFLICT DO NOTHING"
+            statement = text(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM "  # our own table and columns
+                             f"json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) WITH ORDINALITY AS r "
+                             f"ORDER BY r.ordinality{on_conflict} RETURNING {', '.join(returning)}")
+            found: list[Any] = []
+            for chunk in chunks(rows):
+                rows_json = json.dumps(chunk, default=str, ensure_ascii=False)
+                found += self.session.execute(statement, {"rows": rows_json}).all()
+            return found
+        insert = sqlite.insert(entity)
+        if conflict is not None:
+            insert = insert.on_conflict_do_nothing(index_elements=list(conflict) or None)
+        many = insert.returning(*(table.c[name] for name in returning))
+        return list(self.session.connection().execute(many, rows,
                                                       execution_options={"insertmanyvalues_page_size": CHUNK}))
 
 

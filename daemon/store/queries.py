@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, func, select
@@ -49,13 +49,16 @@ _DEPLOYMENT_COLUMNS = (  # labelled as the record's fields
 )
 
 
+assert [column.name for column in _DEPLOYMENT_COLUMNS] == [f.name for f in fields(Deployment)], "in field order"
+
+
 def current_deployments(session: Session) -> Iterator[Deployment]:
     """Every deployment the last polls saw and that is not gone; account scopes use the account's key. Read as
     plain columns (no ORM objects: 100,000 of them cost more to build than to fetch)."""
     rows = session.execute(select(*_DEPLOYMENT_COLUMNS).where(DeploymentRow.removed_at.is_(None))
                            .order_by(DeploymentRow.key).execution_options(yield_per=2000))
     for row in rows:
-        yield Deployment(**row._asdict())
+        yield Deployment(*row)
 
 
 def deployment_by_key(session: Session, key: str) -> Deployment | None:
