@@ -299,3 +299,12 @@ def test_members_that_move_on_still_at_risk_leave_and_are_alerted_afresh(world: 
              if payload(m).get("deployment_id", "").rsplit("/", 1)[-1] in ("g4", "g5")]
     assert sorted((p["kind"], p["stage"], p["consequence"], p["parent"]) for p in alone) == [
         ("stage", "urgent", "forced-upgrade", True)] * 2, "each in a thread of its own (below group_min)"
+
+
+@pytest.mark.parametrize(("value", "problem"), [(1, "greater than or equal to 2"), ("five", "valid integer")])
+def test_group_min_must_be_two_or_more(value: object, problem: str) -> None:
+    from daemon.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=f"slack.group_min: .*{problem}"):
+        parse_config({"slack": {"group_min": value}}, "retirewatch.toml")
+    assert parse_config({}, "<defaults>").slack.group_min == 5
