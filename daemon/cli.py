@@ -21,6 +21,7 @@ from daemon import report, usage
 from daemon.clock import Clock, FixedClock, SystemClock, parse_instant, today
 from daemon.config import Config, ConfigError, curated_dates, load_config
 from daemon.lifecycle import parse_scope_overrides
+from daemon.records import Deployment
 from daemon.rehearsal import Rehearsal, rehearsal_verdict
 
 if TYPE_CHECKING:  # loaded by the commands that use them: `poll` reads Azure before the store machinery loads
@@ -106,11 +107,21 @@ def cmd_status(ctx: Context) -> int:
 
     sessions = ctx.sessions()
     overrides = parse_scope_overrides(ctx.config.update_scopes)
+    from daemon.notify.routing import normalize_channel
+
+    channel = getattr(ctx.args, "channel", None)
+    wanted = report.StatusFilter(channel=normalize_channel(channel) if channel else None,
+                                 model=getattr(ctx.args, "model", None),
+                                 version=getattr(ctx.args, "version", None),
+                                 deadline=getattr(ctx.args, "deadline", None))
     with sessions() as session:
-        rows = report.status_rows(queries.current_deployments(session), queries.catalog(session),
-                                  today(ctx.clock), overrides, dates=curated_dates(ctx.config),
+        deployments = list(queries.current_deployments(session))
+        rows = report.status_rows(deployments, queries.catalog(session), today(ctx.clock), overrides,
+                                  dates=curated_dates(ctx.config),
                                   usage=usage.index(session, ctx.config, today(ctx.clock)))
         last = queries.last_poll(session)
+        if wanted.given:
+            rows = wanted.select(rows, _channels(ctx, session, deployments) if wanted.channel else {})
     fmt = ctx.args.format
     if fmt == "json":
         print(report.to_json(rows))
@@ -133,6 +144,22 @@ def cmd_service(ctx: Context) -> int:
         view = overview.gather(session, ctx.config.service.lease_seconds)
     print(view.as_json() if ctx.args.format == "json" else overview.render(view))
     return EXIT_OK
+
+
+def _channels(ctx: Context, session: Session, deployments: Sequence[Deployment]) -> dict[str, str]:
+    """Each deployment's Slack channel, as notify routes it (for ``status --channel``)."""
+    from daemon.notify.routing import Router
+    from daemon.store import queries
+    from daemon.store.inventory import arm_key
+
+    router, accounts = Router(ctx.config.routes, ctx.config.slack), queries.accounts_by_key(session)
+    channels = {}
+    for d in deployments:
+        account = accounts.get(arm_key(d.account_id))
+        channels[d.id] = router.route(subscription_id=d.subscription_id, resource_group=d.resource_group,
+                                      account=d.account_name, deployment=d.name,
+                                      tags=account.tags if account else {}).channel
+    return channels
 
 
 def cmd_db_upgrade(ctx: Context) -> int:
@@ -393,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("poll", cmd_poll, "read every subscription's deployments and the model catalog once; exit 1 if any failed")
     status = add("status", cmd_status, "every deployment, sorted by when its retirement consequence strikes")
     status.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    status.add_argument("--channel", metavar="CHANNEL", help="only deployments whose alerts go to this channel")
+    status.add_argument("--model", metavar="NAME", help="only deployments of this model")
+    status.add_argument("--version", metavar="VERSION", help="only deployments of this model version")
+    status.add_argument("--deadline", type=_date_arg, metavar="YYYY-MM-DD",
+                        help="only deployments whose consequence strikes on this day (a grouped alert's deadline)")
     notify = add("notify", cmd_notify, "evaluate, queue the Slack alerts that are due, and deliver them")
     notify.add_argument("--dry-run", action="store_true", help="print the messages and channels; send and record "
                         "nothing")

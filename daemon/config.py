@@ -182,6 +182,9 @@ class SlackConfig(_Section):
     # Channels an account tag (channel_tag) may name: globs such as "#team-*" or a channel id; absent: any.
     # A tag naming another channel is ignored (routes and the default channel apply) and reported once.
     allowed_channels: tuple[str, ...] | None = None
+    # Grouped alerts: at least this many deployments routed to one channel that share model, version, consequence,
+    # deadline and stage get one message (and one thread) listing them, not one each.
+    group_min: Annotated[int, Field(ge=2, le=1_000_000)] = 5
 
     @field_validator("api_url")
     @classmethod

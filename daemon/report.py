@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -91,6 +91,32 @@ def status_rows(deployments: Iterable[Deployment], catalog: Iterable[CatalogMode
     rows.sort(key=lambda r: (not r.struck and r.strikes_on is None, r.strikes_on or "", r.account.casefold(),
                              r.deployment.casefold()))
     return rows
+
+
+@dataclass(frozen=True)
+class StatusFilter:
+    """``retirewatch status --channel --model --version --deadline``: the rows that match every option given (names
+    compared case-insensitively; the channel normalised as routing does, ``#name`` or an id). A grouped alert
+    names the command that lists its group."""
+
+    channel: str | None = None
+    model: str | None = None
+    version: str | None = None
+    deadline: date | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(value is not None for value in (self.channel, self.model, self.version, self.deadline))
+
+    def select(self, rows: Iterable[StatusRow], channel_of: Mapping[str, str]) -> list[StatusRow]:
+        """``channel_of``: each deployment's channel, by deployment id (needed only with ``channel``)."""
+        wanted = [row for row in rows
+                  if (self.model is None or (row.model or "").casefold() == self.model.casefold())
+                  and (self.version is None or (row.version or "").casefold() == self.version.casefold())
+                  and (self.deadline is None or row.strikes_on == self.deadline.isoformat())]
+        if self.channel is None:
+            return wanted
+        return [row for row in wanted if channel_of.get(row.deployment_id) == self.channel]
 
 
 def to_json(rows: Sequence[StatusRow]) -> str:

@@ -2,7 +2,11 @@
 its thread. Acks are never deleted; a later ack for the same deadline supersedes an earlier one, and an ack
 identical to the one in force changes nothing (no second row, no second message) unless a stage alert was told
 since it (an unsilenceable stage broke through: the same ack again is the team answering it). The Acknowledge and
-Snooze buttons in Slack record the same ack (:func:`acknowledge_deadline`), with the Slack user as who."""
+Snooze buttons in Slack record the same ack (:func:`acknowledge_deadline`), with the Slack user as who.
+
+A grouped alert is acknowledged whole with ``retirewatch ack group:REF`` (REF is in its message): every member's
+deadline gets the ack, and the group's thread is told once. Acknowledging one member (``ACCOUNT/DEPLOYMENT``)
+silences that member only, and is told in the group's thread; the group's next stages name the others."""
 
 from __future__ import annotations
 
@@ -13,10 +17,14 @@ from datetime import date, datetime
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
-from daemon.notify.render import AlertView, MessageKind, render_alert
+from daemon.notify.groups import GroupKey, group_ref, parse_group_key
+from daemon.notify.render import AlertView, GroupMember, GroupView, MessageKind, render_alert, render_group
+from daemon.records import Deployment
 from daemon.store import alerts, queries
 from daemon.store.queries import deployment_from_row
-from daemon.store.schema import AckRow, DeploymentRow
+from daemon.store.schema import AckRow, AlertThreadRow, DeploymentRow
+
+GROUP = "group:"
 
 
 class AckError(Exception):
@@ -45,6 +53,8 @@ def acknowledge(session: Session, config: Config, now: datetime, reference: str,
     if until is not None and until <= now.date():
         raise AckError(f"--until {until} is not in the future (today is {now.date()}): alerts resume on that day, "
                        "so give a later one, or leave --until out to silence this deadline until it changes")
+    if reference.casefold().startswith(GROUP):
+        return acknowledge_group(session, config, now, reference[len(GROUP):], until=until, note=note)
     deployment = find_deployment(session, reference)
     thread = alerts.open_thread_of(session, deployment.key)
     if thread is None:
@@ -60,9 +70,14 @@ def acknowledge(session: Session, config: Config, now: datetime, reference: str,
                                    created_by=who, created_at=now))
     ack_count = alerts.ack_count(session, deployment.key)
     unsilenceable = ", ".join(config.escalation.unsilenceable) or "nothing"
+    others = ""
+    if thread.grouped:
+        size = len(alerts.thread_members(session, thread.id))
+        others = (f" It is one of the {size} deployments in this group; the others are still alerted "
+                  f"(`retirewatch ack {GROUP}{group_ref(thread.deployment_key)}` acknowledges them all).")
     text = (f"Acknowledged by {who} {span}: no more alerts for "
             f"{deployment.account_name}/{deployment.name} (deadline {thread.deadline}) except {unsilenceable}."
-            + (f"\nNote: {note}" if note else ""))
+            + others + (f"\nNote: {note}" if note else ""))
     key = f"{deployment.key}|ack|{thread.id}|{ack_count}"
     record = deployment_from_row(deployment)
     view = AlertView(kind=MessageKind.ACKNOWLEDGED, alert_key=key, stage=thread.stage, deployment_id=record.id,
@@ -114,3 +129,60 @@ def acknowledge_deadline(session: Session, config: Config, now: datetime, deploy
     after = alerts.ack_in_force(session, deployment.key, deadline)
     recorded = after is not None and (before is None or after.id != before.id)
     return PressedAck(recorded, summary, after.created_by if after else None, after.until if after else None)
+
+
+def find_group(session: Session, reference: str) -> AlertThreadRow:
+    """The open grouped thread ``reference`` (the REF of ``group:REF``) names."""
+    wanted = reference.strip().casefold()
+    for thread in alerts.open_grouped_threads(session):
+        if group_ref(thread.deployment_key) == wanted:
+            return thread
+    raise AckError(f"no open group {GROUP}{reference}: the reference is in the group's message (`retirewatch ack "
+                   f"{GROUP}REF`); a group that resolved has nothing left to acknowledge")
+
+
+def acknowledge_group(session: Session, config: Config, now: datetime, reference: str, *, until: date | None,
+                      note: str | None) -> str:
+    """Acknowledge every member of a grouped alert for the group's deadline; one message in its thread."""
+    thread = find_group(session, reference)
+    members = alerts.thread_members(session, thread.id)
+    in_force = alerts.acks_for(session, [(key, thread.deadline) for key in members])
+    new = [key for key in members
+           if not ((ack := in_force.get((key, thread.deadline))) is not None and ack.until == until
+                   and (ack.note or None) == (note or None))]
+    span = f"until {until}" if until else "for this deadline"
+    shared = parse_group_key(thread.deployment_key) or GroupKey(thread.channel, "", "", thread.consequence,
+                                                                thread.deadline)
+    stored = queries.deployments_by_keys(session, members)
+    first = stored.get(members[0]) if members else None
+    model = f"{first.model_name} {first.model_version}" if first else f"{shared.model} {shared.version}"
+    about = f"the {len(members)} deployments of group {GROUP}{reference} ({model}, deadline {thread.deadline})"
+    if not new:
+        return f"{about} are already acknowledged {span}: nothing changed, nothing posted"
+    who = _user()
+    alerts.add_acks(session, [AckRow(deployment_key=key, deadline=thread.deadline, until=until, note=note,
+                                     created_by=who, created_at=now) for key in new])
+    unsilenceable = ", ".join(config.escalation.unsilenceable) or "nothing"
+    text = (f"Acknowledged by {who} {span}: no more alerts for the {len(members)} deployments in this group "
+            f"(deadline {thread.deadline}) except {unsilenceable}." + (f"\nNote: {note}" if note else ""))
+    key = f"{thread.deployment_key}|ack|{thread.id}|{alerts.acks_count(session, members, thread.deadline)}"
+    view = GroupView(
+        about=AlertView(kind=MessageKind.ACKNOWLEDGED, alert_key=key, stage=thread.stage,
+                        model=first.model_name if first else shared.model,
+                        version=first.model_version if first else shared.version, consequence=thread.consequence,
+                        strikes_on=thread.deadline, detail=text,
+                        days_left=(thread.deadline - now.date()).days if thread.deadline else None),
+        members=tuple(_member(stored[key]) if key in stored else GroupMember(key, "?", key.rsplit("/", 1)[-1])
+                      for key in members),
+        group=group_ref(thread.deployment_key), channel=thread.channel, size=len(members),
+        status_filter=shared.status_filter())
+    alerts.enqueue(session, alerts.NewAlert(
+        key=key, kind=MessageKind.ACKNOWLEDGED.value, channel=thread.channel, thread_id=thread.id,
+        deployment_key=thread.deployment_key, deadline=thread.deadline, message=render_group(view).as_json()), now)
+    return f"acknowledged {about} {span}; the thread is told at the next `retirewatch notify`"
+
+
+def _member(deployment: Deployment) -> GroupMember:
+    return GroupMember(deployment_id=deployment.id, account=deployment.account_name, deployment=deployment.name,
+                       subscription_id=deployment.subscription_id, resource_group=deployment.resource_group,
+                       location=deployment.location, sku=deployment.sku_name)

@@ -48,6 +48,8 @@ class MessageKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     FINE_TUNE_ENDS = "fine_tune_ends"  # deprecation.fineTune: the last day to train on the model, told once
     OPERATIONAL = "operational"
+    LEFT_GROUP = "left_group"  # deployments of a grouped alert left it (upgraded, deleted, moved on)
+    JOINED_GROUP = "joined_group"  # deployments joined a grouped alert's thread
 
 
 @dataclass(frozen=True)
@@ -417,3 +419,226 @@ def render_parent(view: AlertView, portal_url: str) -> RenderedMessage:
     its metadata keeps naming it.
     """
     return _render(view, portal_url, parent=True)
+
+
+# -- grouped alerts: one message about several deployments ------------------------------------------------------
+
+GROUP_LINES = 20  # deployments listed in the blocks; the rest are counted, and named in the plain text
+LIST_CHARS = 2800
+_GROUP_HEADLINE = {
+    MessageKind.LEFT_GROUP: (":outbox_tray:", "Left the group"),
+    MessageKind.JOINED_GROUP: (":inbox_tray:", "Joined the group"),
+}
+_GROUP_LIST_LABEL = {MessageKind.LEFT_GROUP: "left", MessageKind.JOINED_GROUP: "joined",
+                     MessageKind.RESOLVED: "the last to leave"}
+_PLURAL_CONSEQUENCE = {
+    "outage": ("stopped answering on {day} (requests fail with HTTP 410)",
+               "stop answering on {day} (requests fail with HTTP 410)"),
+    "forced-upgrade": ("Azure was due to upgrade them to {target} on {day} (untested change)",
+                       "Azure will upgrade them to {target} on {day} (untested change)"),
+    "auto-upgrade": ("Azure has been auto-upgrading them to {target} from {day} (untested change)",
+                     "Azure will auto-upgrade them to {target} from {day} (untested change)"),
+}
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One deployment a grouped message names; ``note`` says what happened to it (why it left, ...)."""
+
+    deployment_id: str
+    account: str
+    deployment: str
+    subscription_id: str = ""
+    resource_group: str = ""
+    location: str = ""
+    sku: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A message about several deployments routed to one channel that share model, version, deadline and stage.
+
+    ``about`` carries what they share (model, version, consequence, deadline, stage, replacement, date source; its
+    deployment fields are not used); ``members`` are the deployments this message names, ``size`` how many the
+    group has now. ``group`` is the reference ``retirewatch ack group:REF`` takes; ``status_filter`` the
+    ``retirewatch status`` options that list the whole group."""
+
+    about: AlertView
+    members: tuple[GroupMember, ...]
+    group: str
+    channel: str
+    size: int
+    status_filter: str
+    resolves: bool = False  # the risk is over for every deployment named (they left resolved, or the group did)
+    silenced: int = 0  # members acknowledged, not told this stage
+
+    @property
+    def kind(self) -> MessageKind:
+        return self.about.kind
+
+
+def _group_subject(view: GroupView) -> str:
+    count = len(view.members)
+    return f"{_model(view.about) or 'an unknown model'} on {count} deployment{'s' if count != 1 else ''}"
+
+
+def group_headline(view: GroupView, *, parent: bool = False) -> tuple[str, str]:
+    about, subject = view.about, _group_subject(view)
+    if about.kind in _GROUP_HEADLINE:
+        emoji, words = _GROUP_HEADLINE[about.kind]
+        return emoji, f"{words}: {subject}"
+    if about.kind is MessageKind.RESOLVED or (about.kind is not MessageKind.STAGE and not parent):
+        emoji, words = _KIND_HEADLINE.get(about.kind, (":gear:", "retirewatch"))
+        return emoji, f"{words}: {subject}"
+    emoji, words = headline(about, parent=parent)
+    return emoji, words.rsplit(": ", 1)[0] + f": {subject}"
+
+
+def group_consequence_sentence(view: GroupView) -> str:
+    about = view.about
+    day = _day(about.strikes_on or about.retirement_date)
+    if about.date_pending:
+        day = "the retirement date, once Microsoft sets it"
+    if about.consequence == "outage" and about.struck and about.strikes_on is None:
+        return "these deployments no longer answer: Microsoft has retired the model (requests fail with HTTP 410)"
+    words = _PLURAL_CONSEQUENCE.get(about.consequence)
+    if words is None:
+        return "nothing happens to them automatically"
+    sentence = words[0 if about.struck else 1].format(day=day, target=_replacement(about))
+    return sentence if about.consequence != "outage" else f"these deployments {sentence}"
+
+
+def group_situation(view: GroupView) -> list[str]:
+    about = view.about
+    retires = "has no retirement date yet"
+    if about.date_pending:
+        retires = f"is {about.lifecycle or 'retiring'}: retirement announced, date not set yet"
+    elif about.struck and about.retirement_date is None:
+        retires = "Microsoft has retired"
+    if about.retirement_date:
+        retires = f"retires on {_day(about.retirement_date)}"
+    count = len(view.members)
+    runs = "runs" if count == 1 else "run"
+    lead = (f"{count} deployment{'s' if count != 1 else ''} in {_name(view.channel)} {runs} "
+            f"{_model(about) or 'an unknown model'}, which {retires}.")
+    if about.strikes_on and about.retirement_date and about.strikes_on < about.retirement_date:
+        lead += f" The change comes earlier, on {_day(about.strikes_on)}."
+    paragraphs = [lead]
+    if about.kind is MessageKind.STAGE and (count < view.size or view.silenced):
+        told = f"This is told for {count} of the {view.size} deployments in this group"
+        paragraphs.append(told + (f"; {view.silenced} acknowledged." if view.silenced else "."))
+    if about.consequence in _SHORT_CONSEQUENCE:
+        when = in_days(about.days_left, pending=about.date_pending).capitalize()
+        paragraphs.append(f"{when}: {group_consequence_sentence(view)}.")
+    if about.manual_migration:
+        manual = about.manual_reason or "Azure will not upgrade them: the migration is manual"
+        paragraphs.append(f"{manual[:1].upper()}{manual[1:]}.")
+    if about.replacement_refused:
+        paragraphs.append(f"The catalog's replacement does not qualify: {about.replacement_refused}.")
+    if about.replacement_model or about.update_scope:
+        scope = _SCOPE_WORDS.get(about.update_scope or "unknown", f"a {about.update_scope} update")
+        paragraphs.append(f"Replacement: {_replacement(about)}, {scope}.")
+    date_sentence = _date_sentence(about)
+    return [*paragraphs, date_sentence] if date_sentence else paragraphs
+
+
+def _group_paragraphs(view: GroupView, *, parent: bool) -> list[str]:
+    about = view.about
+    detail = [_clip(about.detail, DETAIL_CHARS)] if about.detail and (not parent or about.kind is
+                                                                      MessageKind.RESOLVED) else []
+    if about.kind in (MessageKind.RESOLVED, MessageKind.LEFT_GROUP):
+        return detail or ["Nothing left to do for these deployments in this thread."]
+    return [*detail, *group_situation(view)]
+
+
+def _member_line(member: GroupMember, *, full: bool) -> str:
+    name = f"{_name(member.account)}/{_name(member.deployment)}"
+    where = [part for part in (member.sku and f"SKU {_name(member.sku)}", _name(member.location, "")) if part]
+    if full:
+        where = [f"subscription {_name(member.subscription_id)}", f"resource group {_name(member.resource_group)}",
+                 *where]
+    line = f"{name} ({', '.join(where)})" if where else name
+    return f"{line}: {_clip(member.note, NAME_CHARS)}" if member.note else line
+
+
+def _member_list(view: GroupView, *, limit: int, chars: int, full: bool) -> str:
+    """One line per member while they fit in ``limit`` lines and ``chars`` characters; the rest counted, with the
+    command that lists them all."""
+    lines: list[str] = []
+    used = 0
+    for member in view.members:
+        line = "• " + _esc(_member_line(member, full=full))
+        if len(lines) == limit or used + len(line) + 1 > chars - 300:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    rest = len(view.members) - len(lines)
+    if rest:
+        lines.append(f"…and {rest} more: `{_esc(view.status_filter)}`")
+    return "\n".join(lines)
+
+
+def group_metadata(view: GroupView, *, parent: bool) -> dict[str, Any]:
+    """Like :func:`metadata`, with ``deployment_ids`` (every deployment the message names) and
+    ``deployment_count`` instead of one ``deployment_id``; ``group`` is the group's reference and ``group_size``
+    how many deployments it has now."""
+    about = view.about
+    payload: dict[str, Any] = {
+        "deployment_ids": [member.deployment_id for member in view.members],
+        "deployment_count": len(view.members),
+        "group": view.group,
+        "group_size": view.size,
+        "deadline": about.strikes_on.isoformat() if about.strikes_on else "",
+        "retirement_date": about.retirement_date.isoformat() if about.retirement_date else "",
+        "stage": about.stage or "",
+        "consequence": about.consequence,
+        "alert_key": about.alert_key,
+        "kind": about.kind.value,
+        "parent": parent,
+        "model": about.model or "",
+        "version": about.version or "",
+    }
+    if about.days_left is not None:
+        payload["days_left"] = about.days_left
+    resolved = about.kind is MessageKind.RESOLVED or view.resolves
+    return {"event_type": EVENT_RESOLVED if resolved else EVENT_ALERT, "event_payload": payload}
+
+
+def _render_group(view: GroupView, *, parent: bool) -> RenderedMessage:
+    about = view.about
+    emoji, words = group_headline(view, parent=parent)
+    mentions = "" if parent or not about.mentions else " ".join(about.mentions) + " "
+    story = "\n".join(_esc(p) for p in _group_paragraphs(view, parent=parent))
+    label = _GROUP_LIST_LABEL.get(about.kind, "deployments") if not parent else "deployments"
+    listed = f"*{label.capitalize()} ({len(view.members)})*\n" + _member_list(
+        view, limit=GROUP_LINES, chars=SECTION_CHARS, full=False)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(f"{emoji} {words}", HEADER_CHARS),
+                                    "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(mentions + story, SECTION_CHARS)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(listed, SECTION_CHARS)}},
+    ]
+    kind_label = "thread summary" if parent else _CONTEXT_LABEL.get(about.kind, about.kind.value.replace("_", " "))
+    stage = f" · stage: {about.stage}" if about.stage else ""
+    context = [f"retirewatch · {kind_label} · group of {view.size}{stage}",
+               f"acknowledge all: `retirewatch ack group:{_esc(view.group)}`, one: `retirewatch ack "
+               "ACCOUNT/DEPLOYMENT`", f"key {_esc(_clip(about.alert_key, NAME_CHARS))}"]
+    blocks.append({"type": "context",
+                   "elements": [{"type": "mrkdwn", "text": c} for c in context[:CONTEXT_ELEMENTS]]})
+    head = mentions + _esc(words) + "\n" + story + "\n"
+    everyone = _member_list(view, limit=len(view.members), chars=TEXT_CHARS - len(head), full=True)
+    text = head + f"{label.capitalize()} ({len(view.members)}):\n" + everyone
+    return RenderedMessage(_clip(text, TEXT_CHARS), blocks[:MAX_BLOCKS], group_metadata(view, parent=parent))
+
+
+def render_group(view: GroupView) -> RenderedMessage:
+    """A message about a group of deployments: mentions, the headline, what they share, then who they are (as many
+    as Slack's limits allow in the blocks, every one in the plain text as far as it goes; the status command that
+    lists them all)."""
+    return _render_group(view, parent=False)
+
+
+def render_group_parent(view: GroupView) -> RenderedMessage:
+    """The group thread's first message, re-rendered with the current stage and members for ``chat.update``."""
+    return _render_group(view, parent=True)

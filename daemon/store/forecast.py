@@ -60,12 +60,11 @@ def snapshot(session: Session) -> Snapshot:
     """Read everything the forecast needs, in one session (one consistent view on PostgreSQL's default isolation
     per statement; the forecast is advice, never a decision)."""
     sent: dict[tuple[str, date | None], set[str]] = defaultdict(set)
-    for deployment_key, deadline, step in alerts.staged_alerts(session):
-        if deployment_key and step:
-            sent[(deployment_key, deadline)].add(step)
+    for deployment_key, deadline, step in alerts.every_sent_step(session):
+        sent[(deployment_key, deadline)].add(step)
     acks = {key: AckState(row.until, row.created_at.date()) for key, row in alerts.latest_acks(session).items()}
-    threads = {key: ThreadState(row.deadline, row.channel, row.stage, row.consequence)
-               for key, row in alerts.open_threads(session).items()}
+    threads = {member: ThreadState(row.deadline, row.channel, row.stage, row.consequence)
+               for row in alerts.open_threads(session).values() for member in row.members}
     deployments = tuple(queries.current_deployments(session))
     return Snapshot(
         deployments=deployments, accounts=queries.accounts_by_key(session), catalog=tuple(queries.catalog(session)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 
 from sqlalchemy import ColumnElement, func, select
@@ -41,12 +41,25 @@ def catalog_from_row(row: CatalogModelRow) -> CatalogModel:
     )
 
 
+_DEPLOYMENT_COLUMNS = (  # labelled as the record's fields
+    DeploymentRow.arm_id.label("id"), DeploymentRow.account_key.label("account_id"), DeploymentRow.subscription_id,
+    DeploymentRow.resource_group,
+    DeploymentRow.account_name, DeploymentRow.location, DeploymentRow.name, DeploymentRow.model_format,
+    DeploymentRow.model_name, DeploymentRow.model_version, DeploymentRow.model_publisher, DeploymentRow.model_source,
+    DeploymentRow.sku_name, DeploymentRow.sku_capacity, DeploymentRow.upgrade_option, DeploymentRow.provisioning_state,
+)
+
+
+assert [column.name for column in _DEPLOYMENT_COLUMNS] == [f.name for f in fields(Deployment)], "in field order"
+
+
 def current_deployments(session: Session) -> Iterator[Deployment]:
-    """Every deployment the last polls saw and that is not gone; account scopes use the account's key."""
-    rows = session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None))
+    """Every deployment the last polls saw and that is not gone; account scopes use the account's key. Read as
+    plain columns (no ORM objects: 100,000 of them cost more to build than to fetch)."""
+    rows = session.execute(select(*_DEPLOYMENT_COLUMNS).where(DeploymentRow.removed_at.is_(None))
                            .order_by(DeploymentRow.key).execution_options(yield_per=2000))
     for row in rows:
-        yield deployment_from_row(row)
+        yield Deployment(*row)
 
 
 def last_complete_poll_started(session: Session) -> datetime | None:
@@ -88,6 +101,16 @@ def deployment_by_key(session: Session, key: str) -> Deployment | None:
     """The stored deployment ``key``, gone or not (None: never stored)."""
     row = session.get(DeploymentRow, key)
     return deployment_from_row(row) if row is not None else None
+
+
+def deployments_by_keys(session: Session, keys: Iterable[str]) -> dict[str, Deployment]:
+    """The stored deployments among ``keys``, gone or not, by key (one statement per 500 keys)."""
+    found: dict[str, Deployment] = {}
+    wanted = sorted(set(keys))
+    for start in range(0, len(wanted), 500):
+        for row in session.scalars(select(DeploymentRow).where(DeploymentRow.key.in_(wanted[start:start + 500]))):
+            found[row.key] = deployment_from_row(row)
+    return found
 
 
 def current_deployment_rows_by_key(session: Session, key: str) -> Sequence[DeploymentRow]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -214,6 +215,41 @@ class AlertThreadRow(Base):
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     close_reason: Mapped[str | None] = mapped_column(Text)
+    # A grouped alert: one thread about several deployments (its members); ``deployment_key`` is then the group's
+    # key (``group|channel|model|version|consequence|deadline``), so one group has at most one open thread too.
+    grouped: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class AlertThreadMemberRow(Base):
+    """Which deployments a thread is about, and since when. Every thread has members: a single-deployment thread
+    its deployment, a grouped one several. A deployment has at most one open membership, whatever thread it is in
+    (a unique index over the members that have not left): the invariant "one open thread per deployment" holds
+    across single and grouped threads."""
+
+    __tablename__ = "alert_thread_members"
+    __table_args__ = (Index("uq_alert_thread_members_one_open", "deployment_key", unique=True,
+                            postgresql_where=text("left_at IS NULL"), sqlite_where=text("left_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("alert_threads.id"), index=True)
+    deployment_key: Mapped[str] = mapped_column(ArmId)
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    left_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertStepRow(Base):
+    """An escalation step told to a deployment for a deadline, by which outbox message (for a grouped message, one
+    row per deployment it told). The planner reads the rows of today's deadlines to know what was already said."""
+
+    __tablename__ = "alert_steps"
+    __table_args__ = (Index("ix_alert_steps_deadline", "deployment_key", "deadline"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_key: Mapped[str] = mapped_column(ArmId)
+    deadline: Mapped[date | None] = mapped_column(Date)
+    step: Mapped[str] = mapped_column(String(32))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
 
 
 class AlertRow(Base):

@@ -130,13 +130,15 @@ def kill_when(process: subprocess.Popen[str], happened: Callable[[], bool], *, t
 
 
 def write_config(path: Path, arm: ArmEmulator, slack: SlackEmulator, url: str, *,
-                 messages_per_second: float = 1000) -> Path:
+                 messages_per_second: float = 1000, group_min: int | None = None) -> Path:
+    grouping = f"group_min = {group_min}\n" if group_min is not None else ""
     path.write_text(
         f'[database]\nurl = "{url}"\n'
         f'[azure]\nresource_manager_endpoint = "{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n'
         'max_retries = 1\n'
         f'[slack]\napi_url = "{slack.api_url}"\nca_bundle = "{slack.ca_bundle_path}"\n'
         f'default_channel = "#ml-platform"\nfallback_channel = "{OPS}"\nmessages_per_second = {messages_per_second}\n'
+        f'{grouping}'
         '[testing]\nallow_time_travel = true\n'
         '[[routes]]\nchannel = "#search"\nmatch = { tags = { team = "search" } }\n'
         'mentions = { critical = ["<!subteam^S0SEARCH>"] }\n')
@@ -145,7 +147,7 @@ def write_config(path: Path, arm: ArmEmulator, slack: SlackEmulator, url: str, *
 
 @contextmanager
 def make_rig(scenario: dict[str, Any], url: str, tmp_path: Path, start: datetime, *,
-             messages_per_second: float = 1000) -> Iterator[Rig]:
+             messages_per_second: float = 1000, group_min: int | None = None) -> Iterator[Rig]:
     clock = FixedClock(start)
     with ArmEmulator(scenario, read_capacity=100_000, read_refill_per_second=10_000) as arm, \
             SlackEmulator(clock=lambda: clock.now().timestamp()) as slack:
@@ -155,7 +157,8 @@ def make_rig(scenario: dict[str, Any], url: str, tmp_path: Path, start: datetime
                if name not in IDENTITY_ENV_CONFLICTS and not name.startswith("RETIREWATCH_")}
         env.update(arm.identity_env)
         env["SLACK_BOT_TOKEN"] = slack.token
-        config = write_config(tmp_path / "retirewatch.toml", arm, slack, url, messages_per_second=messages_per_second)
+        config = write_config(tmp_path / "retirewatch.toml", arm, slack, url, messages_per_second=messages_per_second,
+                              group_min=group_min)
         try:
             yield Rig(arm, slack, clock, url, config, env, engine)
         finally:

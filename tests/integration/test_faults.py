@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from daemon.emulators.slack import Message
-from daemon.store.schema import AlertRow, AlertThreadRow, PollRow
+from daemon.store.schema import AlertRow, AlertThreadMemberRow, AlertThreadRow, PollRow
 from tests import postgres
 from tests.integration.fault_rig import (
     OPS,
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 T0 = date(2026, 3, 2)
 PROCESSES = 5
 DEPLOYMENTS = 320
+ONE_BY_ONE = 1_000_000  # slack.group_min no estate here reaches: every deployment its own thread
 
 
 def _outbox(rig: Rig) -> list[AlertRow]:
@@ -78,7 +79,7 @@ def test_concurrent_notify_processes_on_sqlite(tmp_path: Path) -> None:
 
 
 def _concurrent_notify(url: str, tmp_path: Path, processes: int, deployments: int) -> None:
-    with make_rig(big_estate(T0, deployments), url, tmp_path, at(T0)) as rig:
+    with make_rig(big_estate(T0, deployments), url, tmp_path, at(T0), group_min=ONE_BY_ONE) as rig:
         started = time.monotonic()
         polls = rig.run_all([["poll"], ["poll"]], now=at(T0))  # two polls at once on an empty database
         for result in polls:
@@ -118,6 +119,55 @@ def _concurrent_notify(url: str, tmp_path: Path, processes: int, deployments: in
         log.warning("%d notify processes x %d deployments: %d messages, %d edits; two polls at once %.1fs; "
                     "notify day 0 %.1fs, day 6 %.1fs (%s)", processes, deployments, len(messages),
                     sum(len(m.edits) for m in messages), poll_seconds, *timings, url.split(":")[0])
+
+
+@pytest.mark.postgres
+def test_concurrent_notify_processes_with_grouped_alerts_on_postgres(postgres_database_url: str,
+                                                                      tmp_path: Path) -> None:
+    """(a) with grouped alerts (slack.group_min 5): each deployment named once per stage, in one group's thread."""
+    _concurrent_grouped_notify(postgres_database_url, tmp_path, PROCESSES, DEPLOYMENTS)
+
+
+def test_concurrent_notify_processes_with_grouped_alerts_on_sqlite(tmp_path: Path) -> None:
+    _concurrent_grouped_notify(f"sqlite:///{tmp_path / 'grouped.sqlite'}", tmp_path, 4, 120)
+
+
+def _concurrent_grouped_notify(url: str, tmp_path: Path, processes: int, deployments: int) -> None:
+    """Deployment i runs MODELS[i % 4], in account i % 4: #search (even accounts) or #ml-platform. Four groups,
+    told on day 0 and again a stage later (day 6), while several notify processes run at once."""
+    with make_rig(big_estate(T0, deployments), url, tmp_path, at(T0), group_min=5) as rig:
+        for day in (0, 6):
+            now = at(T0 + timedelta(days=day))
+            assert rig.run("poll", now=now).returncode == 0
+            for result in rig.run_all([["notify", "--wait", "60"]] * processes, now=now):
+                no_traceback(result)
+                assert result.returncode == 0, result.stderr
+            assert {row.status for row in _outbox(rig)} == {"sent"}, "nothing pending, nothing failed"
+        messages = rig.alert_messages()
+        keys = [payload(m)["alert_key"] for m in messages]
+        assert len(keys) == len(set(keys)), "no message twice"
+        parents = {(m.channel, m.ts): m for m in messages if m.thread_ts is None}
+        told: dict[str, list[str]] = defaultdict(list)
+        for message in messages:
+            # What it said when posted: a group's first message is edited later to show the stage now.
+            p = dict(((message.edits[0]["metadata"] if message.edits else message.metadata) or {})["event_payload"])
+            assert "deployment_id" not in p and p["deployment_count"] == len(p["deployment_ids"])
+            parent = parents[(message.channel, message.thread_ts or message.ts)]
+            assert set(p["deployment_ids"]) <= set(payload(parent)["deployment_ids"]), "reply in its group's thread"
+            for deployment_id in p["deployment_ids"]:
+                told[deployment_id.rsplit("/", 1)[-1]].append(p["stage"])
+        assert len(parents) == 4 and len(messages) == 8, [payload(m)["alert_key"] for m in messages]
+        assert len(told) == deployments
+        for name, stages in told.items():
+            index = int(name[1:])
+            assert stages == [expected_stage(index, day).split("@")[0] for day in (0, 6)], (name, stages)
+        with rig.sessions() as session:
+            threads = list(session.scalars(select(AlertThreadRow).where(AlertThreadRow.closed_at.is_(None))))
+            members = session.scalars(select(AlertThreadMemberRow.deployment_key)
+                                      .where(AlertThreadMemberRow.left_at.is_(None))).all()
+        assert len(threads) == 4 and all(t.grouped and t.parent_ts for t in threads)
+        assert len(members) == len(set(members)) == deployments, "each deployment in one open thread"
+        assert rig.messages(OPS) == []
 
 
 # -- (b) SIGKILL at random points ---------------------------------------------------------------------------------
@@ -233,7 +283,7 @@ def test_database_drops_connections_mid_run(postgres_database_url: str, tmp_path
     recovers; nothing lost, nothing doubled."""
     deployments, cut = 80, 0
     with make_rig(big_estate(T0, deployments), postgres_database_url, tmp_path, at(T0),
-                  messages_per_second=50) as rig:
+                  messages_per_second=50, group_min=ONE_BY_ONE) as rig:
         started = time.monotonic()
         for day in (0, 6):
             now = at(T0 + timedelta(days=day))

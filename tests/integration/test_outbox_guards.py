@@ -116,3 +116,32 @@ def test_migration_merges_duplicate_open_threads(database_url: str) -> None:
         moved = connection.scalar(text("SELECT thread_id FROM alerts WHERE key = 'stranded reply'"))
     engine.dispose()
     assert open_ids == [1] and moved == 1
+
+
+def test_migration_gives_every_thread_its_members_and_keeps_the_steps_told(database_url: str) -> None:
+    """0005_plan: a thread written before groups existed gets its deployment as its member (one that has left, when
+    the thread is closed), and every step the outbox told is in alert_steps, so nothing is told again."""
+    engine = database.make_engine(database_url)
+    database.upgrade(engine, "0004")
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO alert_threads (id, deployment_key, channel, consequence, opened_at, closed_at) VALUES "
+            "(1, 'a', '#c', 'outage', :now, NULL), (2, 'b', '#c', 'outage', :now, :now)"), {"now": now})
+        base = {"kind": "stage", "channel": "#c", "message": {}, "status": "sent", "attempts": 1, "created_at": now,
+                "next_attempt_at": now, "broadcast": False, "is_parent": False, "deadline": date(2026, 4, 1)}
+        connection.execute(insert(AlertRow.__table__), [
+            {**base, "key": "a-notice", "thread_id": 1, "deployment_key": "a", "stage": "notice", "is_parent": True},
+            {**base, "key": "a-warning", "thread_id": 1, "deployment_key": "a", "stage": "warning"},
+            {**base, "key": "a-edit", "thread_id": 1, "deployment_key": "a", "stage": None, "kind": "parent_update"},
+            {**base, "key": "b-notice", "thread_id": 2, "deployment_key": "b", "stage": "notice"}])
+    database.upgrade(engine)
+    with engine.connect() as connection:
+        members = connection.execute(text("SELECT thread_id, deployment_key, left_at IS NULL FROM "
+                                          "alert_thread_members ORDER BY thread_id")).all()
+        steps = connection.execute(text("SELECT deployment_key, step FROM alert_steps ORDER BY id")).all()
+        grouped = connection.scalars(text("SELECT DISTINCT grouped FROM alert_threads")).all()
+    engine.dispose()
+    assert [tuple(m) for m in members] == [(1, "a", True), (2, "b", False)]
+    assert [tuple(s) for s in steps] == [("a", "notice"), ("a", "warning"), ("b", "notice")]
+    assert [bool(g) for g in grouped] == [False]
