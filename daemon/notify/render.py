@@ -348,17 +348,9 @@ def actions_block(view: AlertView, link: str | None) -> dict[str, Any] | None:
     return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": elements}
 
 
-def metadata(view: AlertView, *, parent: bool) -> dict[str, Any]:
-    """Slack message metadata: strings, numbers and bools only, so workflows and recovery can read it.
-
-    Messages about deployments are ``model_retirement_alert`` / ``model_retirement_resolved`` and always name the
-    deployment; problems of retirewatch itself are ``retirewatch_operational`` and name none."""
-    if view.kind is MessageKind.OPERATIONAL:
-        return {"event_type": EVENT_OPERATIONAL,
-                "event_payload": {"problem": view.problem, "first_seen": view.first_seen,
-                                  "alert_key": view.alert_key, "kind": view.kind.value}}
-    payload: dict[str, str | int | bool] = {
-        "deployment_id": view.deployment_id,
+def deadline_payload(view: AlertView, parent: bool) -> dict[str, Any]:
+    """The metadata every retirement message carries about its deadline, alone or for a group."""
+    payload: dict[str, Any] = {
         "deadline": view.strikes_on.isoformat() if view.strikes_on else "",
         "retirement_date": view.retirement_date.isoformat() if view.retirement_date else "",
         "stage": view.stage or "",
@@ -371,6 +363,19 @@ def metadata(view: AlertView, *, parent: bool) -> dict[str, Any]:
     }
     if view.days_left is not None:
         payload["days_left"] = view.days_left
+    return payload
+
+
+def metadata(view: AlertView, *, parent: bool) -> dict[str, Any]:
+    """Slack message metadata: strings, numbers and bools only, so workflows and recovery can read it.
+
+    Messages about deployments are ``model_retirement_alert`` / ``model_retirement_resolved`` and always name the
+    deployment; problems of retirewatch itself are ``retirewatch_operational`` and name none."""
+    if view.kind is MessageKind.OPERATIONAL:
+        return {"event_type": EVENT_OPERATIONAL,
+                "event_payload": {"problem": view.problem, "first_seen": view.first_seen,
+                                  "alert_key": view.alert_key, "kind": view.kind.value}}
+    payload: dict[str, Any] = {"deployment_id": view.deployment_id, **deadline_payload(view, parent)}
     event = EVENT_RESOLVED if view.kind is MessageKind.RESOLVED else EVENT_ALERT
     return {"event_type": event, "event_payload": payload}
 
@@ -589,18 +594,8 @@ def group_metadata(view: GroupView, *, parent: bool) -> dict[str, Any]:
         "deployment_count": len(view.members),
         "group": view.group,
         "group_size": view.size,
-        "deadline": about.strikes_on.isoformat() if about.strikes_on else "",
-        "retirement_date": about.retirement_date.isoformat() if about.retirement_date else "",
-        "stage": about.stage or "",
-        "consequence": about.consequence,
-        "alert_key": about.alert_key,
-        "kind": about.kind.value,
-        "parent": parent,
-        "model": about.model or "",
-        "version": about.version or "",
+        **deadline_payload(about, parent),
     }
-    if about.days_left is not None:
-        payload["days_left"] = about.days_left
     resolved = about.kind is MessageKind.RESOLVED or view.resolves
     return {"event_type": EVENT_RESOLVED if resolved else EVENT_ALERT, "event_payload": payload}
 

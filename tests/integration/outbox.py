@@ -38,9 +38,10 @@ def fill_outbox(sessions: sessionmaker[Session], now: datetime, *, channels: int
             channel, group = channel_name(c), i // thread_size
             key = f"bench|{c:02d}|{i:04d}"
             if i % thread_size == 0:
-                thread, _ = alerts.open_thread(session, AlertThreadRow(
-                    deployment_key=f"/deployments/lane-{c:02d}-{group:04d}", channel=channel,
-                    consequence="outage", opened_at=now))
+                thread = AlertThreadRow(deployment_key=f"/deployments/lane-{c:02d}-{group:04d}", channel=channel,
+                                        consequence="outage", opened_at=now)
+                session.add(thread)
+                session.flush()
                 threads[(c, group)] = (thread.id, key)
             thread_id, parent = threads[(c, group)]
             is_parent = parent == key
