@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -230,17 +231,7 @@ def situation(view: AlertView) -> list[str]:
     paragraphs = [lead]
     if view.retirement_date and view.lifecycle == "retired":
         lead += " Microsoft's catalog already lists the model as retired."
-    if view.consequence in _SHORT_CONSEQUENCE:
-        when = in_days(view.days_left, pending=view.date_pending).capitalize()
-        paragraphs.append(f"{when}: {consequence_sentence(view)}.")
-    if view.manual_migration:
-        manual = view.manual_reason or "Azure will not upgrade it: the migration is manual"
-        paragraphs.append(f"{manual[:1].upper()}{manual[1:]}.")
-    if view.replacement_refused:
-        paragraphs.append(f"The catalog's replacement does not qualify: {view.replacement_refused}.")
-    if view.replacement_model or view.update_scope:
-        scope = _SCOPE_WORDS.get(view.update_scope or "unknown", f"a {view.update_scope} update")
-        paragraphs.append(f"Replacement: {_replacement(view)}, {scope}.")
+    paragraphs += _what_happens(view, lambda: consequence_sentence(view), "it")
     paragraphs += usage_paragraph(view)
     date_sentence = _date_sentence(view)
     return [*paragraphs, date_sentence] if date_sentence else paragraphs
@@ -249,6 +240,24 @@ def situation(view: AlertView) -> list[str]:
 def usage_paragraph(view: AlertView) -> list[str]:
     """Which deployments matter: a busy one is a migration to plan, an idle one a deletion to make."""
     return [f"Usage: {view.usage}."] if view.usage else []
+
+
+def _what_happens(view: AlertView, consequence: Callable[[], str], them: str) -> list[str]:
+    """The paragraphs an alert (one deployment's, or a group's: ``them``) gives on what happens and what to move
+    to: when it strikes, a manual migration, a refused replacement, the replacement and its scope."""
+    paragraphs = []
+    if view.consequence in _SHORT_CONSEQUENCE:
+        when = in_days(view.days_left, pending=view.date_pending).capitalize()
+        paragraphs.append(f"{when}: {consequence()}.")
+    if view.manual_migration:
+        manual = view.manual_reason or f"Azure will not upgrade {them}: the migration is manual"
+        paragraphs.append(f"{manual[:1].upper()}{manual[1:]}.")
+    if view.replacement_refused:
+        paragraphs.append(f"The catalog's replacement does not qualify: {view.replacement_refused}.")
+    if view.replacement_model or view.update_scope:
+        scope = _SCOPE_WORDS.get(view.update_scope or "unknown", f"a {view.update_scope} update")
+        paragraphs.append(f"Replacement: {_replacement(view)}, {scope}.")
+    return paragraphs
 
 
 def _where(view: AlertView) -> str:
@@ -533,17 +542,7 @@ def group_situation(view: GroupView) -> list[str]:
     if about.kind is MessageKind.STAGE and (count < view.size or view.silenced):
         told = f"This is told for {count} of the {view.size} deployments in this group"
         paragraphs.append(told + (f"; {view.silenced} acknowledged." if view.silenced else "."))
-    if about.consequence in _SHORT_CONSEQUENCE:
-        when = in_days(about.days_left, pending=about.date_pending).capitalize()
-        paragraphs.append(f"{when}: {group_consequence_sentence(view)}.")
-    if about.manual_migration:
-        manual = about.manual_reason or "Azure will not upgrade them: the migration is manual"
-        paragraphs.append(f"{manual[:1].upper()}{manual[1:]}.")
-    if about.replacement_refused:
-        paragraphs.append(f"The catalog's replacement does not qualify: {about.replacement_refused}.")
-    if about.replacement_model or about.update_scope:
-        scope = _SCOPE_WORDS.get(about.update_scope or "unknown", f"a {about.update_scope} update")
-        paragraphs.append(f"Replacement: {_replacement(about)}, {scope}.")
+    paragraphs += _what_happens(about, lambda: group_consequence_sentence(view), "them")
     date_sentence = _date_sentence(about)
     return [*paragraphs, date_sentence] if date_sentence else paragraphs
 
