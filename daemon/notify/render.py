@@ -215,16 +215,21 @@ def _subject(view: AlertView) -> str:
     return f"{model} on {deployment}" if model and deployment else model or deployment
 
 
+def _retires(view: AlertView) -> str:
+    """What the model's retirement is, as the end of "..., which {retires}."."""
+    if view.retirement_date:
+        return f"retires on {_day(view.retirement_date)}"
+    if view.date_pending:
+        return f"is {view.lifecycle or 'retiring'}: retirement announced, date not set yet"
+    if view.struck:
+        return "Microsoft has retired"
+    return "has no retirement date yet"
+
+
 def situation(view: AlertView) -> list[str]:
     """The paragraphs that describe the deployment's deadline today."""
     what = (_model(view) or "an unknown model") + (f" (SKU {_name(view.sku)})" if view.sku else "")
-    retires = "has no retirement date yet"
-    if view.date_pending:
-        retires = f"is {view.lifecycle or 'retiring'}: retirement announced, date not set yet"
-    elif view.struck and view.retirement_date is None:
-        retires = "Microsoft has retired"
-    if view.retirement_date:
-        retires = f"retires on {_day(view.retirement_date)}"
+    retires = _retires(view)
     lead = f"Deployment {_name(view.deployment)} runs {what}, which {retires}."
     if view.strikes_on and view.retirement_date and view.strikes_on < view.retirement_date:
         lead += f" The change comes earlier, on {_day(view.strikes_on)}."
@@ -525,13 +530,7 @@ def group_consequence_sentence(view: GroupView) -> str:
 
 def group_situation(view: GroupView) -> list[str]:
     about = view.about
-    retires = "has no retirement date yet"
-    if about.date_pending:
-        retires = f"is {about.lifecycle or 'retiring'}: retirement announced, date not set yet"
-    elif about.struck and about.retirement_date is None:
-        retires = "Microsoft has retired"
-    if about.retirement_date:
-        retires = f"retires on {_day(about.retirement_date)}"
+    retires = _retires(about)
     count = len(view.members)
     runs = "runs" if count == 1 else "run"
     lead = (f"{count} deployment{'s' if count != 1 else ''} in {_name(view.channel)} {runs} "
