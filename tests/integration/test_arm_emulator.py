@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -319,6 +320,17 @@ def test_slow_answers_meet_the_client_timeout(arm: ArmEmulator) -> None:
     started = time.monotonic()
     assert [d.name for d in cognitive(arm).deployments.list("rg-b", "acct-b")] == ["b1"]
     assert time.monotonic() - started < 0.9
+
+
+def test_a_client_frozen_mid_handshake_does_not_stall_the_others(arm: ArmEmulator) -> None:
+    """A replica stopped with SIGSTOP can hold a connection whose TLS handshake never finishes."""
+    port = int(arm.base_url.rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port)) as frozen:
+        frozen.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, and then nothing
+        started = time.monotonic()
+        assert raw_get(arm, f"/subscriptions/{SUB_A}/providers/Microsoft.CognitiveServices/accounts"
+                            "?api-version=2024-10-01", token(arm)).status_code == 200
+        assert time.monotonic() - started < 5
 
 
 def test_faults_count_down_only_when_they_act(arm: ArmEmulator) -> None:
