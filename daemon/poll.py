@@ -268,11 +268,18 @@ def _usage_loader(config: Config, now: datetime) -> Callable[[], UsagePlan | Non
         return None
 
     def load() -> UsagePlan | None:
+        from sqlalchemy import inspect
+
         from daemon.store import database
+        from daemon.store.schema import UsageReadRow
         from daemon.usage import UsageRound
 
         engine = database.make_engine(config.database.url)
         try:
+            if not inspect(engine).has_table(UsageReadRow.__tablename__):
+                # A database this poll is creating (the first poll on a new SQLite file): nothing was read yet,
+                # so every account is due.
+                return UsageRound.first(config.usage, now).plan
             return UsageRound.start(config.usage, now, database.session_factory(engine)).plan
         finally:
             engine.dispose()

@@ -14,6 +14,10 @@ from daemon.records import SubscriptionInventory
 from daemon.store.usage import UsageStore, usage_index
 
 
+def window_days(config: UsageConfig) -> int:
+    return max(WINDOW_DAYS, config.idle_days)
+
+
 class UsageRound:
     """Usage's part of one poll: :attr:`plan` for the collector (None: usage is not read), :meth:`record` after
     each subscription is stored."""
@@ -27,7 +31,14 @@ class UsageRound:
         if not config.enabled:
             return cls(None, None)
         store = UsageStore(sessions)
-        return cls(UsagePlan(now, max(WINDOW_DAYS, config.idle_days), config.every_days, store.last_reads()), store)
+        return cls(UsagePlan(now, window_days(config), config.every_days, store.last_reads()), store)
+
+    @classmethod
+    def first(cls, config: UsageConfig, now: datetime) -> UsageRound:
+        """The plan of a database that holds no reads yet (the reading half only)."""
+        if not config.enabled:
+            return cls(None, None)
+        return cls(UsagePlan(now, window_days(config), config.every_days, {}), None)
 
     @classmethod
     def recorder(cls, config: UsageConfig, sessions: sessionmaker[Session]) -> UsageRound:

@@ -290,6 +290,8 @@ def test_poll_and_status_commands(arm: ArmEmulator, database_url: str, monkeypat
     assert main(["poll", *now]) == 0
     out = capsys.readouterr().out
     assert "3 subscriptions, 3 accounts, 8 deployments" in out
+    assert arm.count("/Microsoft.Insights/metrics", status=200) == 3, \
+        "the first poll reads every account's usage, also into a database it creates"
     assert main(["status", "--format", "json", *now]) == 0
     rows = json.loads(capsys.readouterr().out)
     keys = {"deployment_id", "account", "deployment", "model", "version", "sku", "upgrade_option", "retirement_date",
@@ -297,6 +299,7 @@ def test_poll_and_status_commands(arm: ArmEmulator, database_url: str, monkeypat
             "update_scope"}
     assert all(keys <= set(row) for row in rows)
     chat = next(row for row in rows if row["deployment"] == "chat")
+    assert chat["requests_7d"] is not None and chat["requests_30d"] is not None
     assert chat["deployment_id"].endswith("/resourceGroups/rg-a/providers/Microsoft.CognitiveServices/accounts/"
                                           "acct-a/deployments/chat")
     assert (chat["retirement_date"], chat["days_left"], chat["consequence"]) == \
