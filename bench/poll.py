@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,8 +176,16 @@ def measure(command: Sequence[str], env: dict[str, str], emulator: Emulator | No
 
 # -- the leanest client (run as `bench/poll.py floor`) -----------------------------------------------------------------
 
-def floor_client(base_url: str, ca_bundle: str, connections: int) -> None:
-    """Read the minimal request set with ``connections`` keep-alive HTTPS connections; print seconds and counts."""
+def floor_client(base_url: str, ca_bundle: str, connections: int, metrics: bool) -> None:
+    """Read the minimal request set with ``connections`` keep-alive HTTPS connections; print seconds and counts.
+    ``metrics``: also each account's usage request, the poll's own query."""
+    from datetime import UTC, datetime, timedelta
+
+    sys.path.insert(0, str(ROOT))
+    from daemon.collect.usage import metrics_path, metrics_query
+
+    now = datetime.now(UTC)
+    usage_query = urllib.parse.urlencode(metrics_query(now.date() - timedelta(days=29), now))
     started = time.perf_counter()
     endpoint, header = os.environ["IDENTITY_ENDPOINT"], os.environ["IDENTITY_HEADER"]
     query = urllib.parse.urlencode({"api-version": "2019-08-01", "resource": base_url})
@@ -196,7 +203,7 @@ def floor_client(base_url: str, ca_bundle: str, connections: int) -> None:
         connection = getattr(local, "connection", None)
         if connection is None:
             connection = local.connection = http.client.HTTPSConnection(host.hostname, host.port, context=context)
-        url: str | None = f"{path}?api-version={API_VERSION}"
+        url: str | None = f"{path}?{usage_query}" if path.endswith("/metrics") else f"{path}?api-version={API_VERSION}"
         items: list[Any] = []
         while url:
             connection.request("GET", url, headers=headers)
@@ -262,6 +269,9 @@ def floor_client(base_url: str, ca_bundle: str, connections: int) -> None:
                     step_done()
                 task(f"/subscriptions/{sub_id}{PROVIDER}/locations/{loc}/models", catalog)
             for account in accounts:
+                if metrics:
+                    task(metrics_path(account["id"]), lambda items: None)
+
                 def deployments(items: list[Any], account: Any = account) -> None:
                     state["deployments"].append((account, items))
                     step_done()
@@ -311,10 +321,11 @@ def retirewatch() -> list[str]:
     return [found] if found else [sys.executable, "-m", "daemon.cli"]
 
 
-def write_config(folder: Path, emulator: Emulator, database_url: str) -> Path:
+def write_config(folder: Path, emulator: Emulator, database_url: str, usage: bool) -> Path:
     config = folder / "retirewatch.toml"
     config.write_text(f'[database]\nurl = "{database_url}"\n\n[azure]\nresource_manager_endpoint = '
-                      f'"{emulator.info["base_url"]}"\nca_bundle = "{emulator.info["ca_bundle"]}"\n')
+                      f'"{emulator.info["base_url"]}"\nca_bundle = "{emulator.info["ca_bundle"]}"\n\n'
+                      f'[usage]\nenabled = {"true" if usage else "false"}\n')
     return config
 
 
@@ -327,20 +338,30 @@ def reset_postgres(url: str) -> None:
 
 
 @dataclass
+class Floor:
+    """The leanest client's run of one request set, and what the floor of a poll reading that set is."""
+
+    minimal: int
+    client: float  # seconds, as the client measured itself (its own start-up excluded)
+    run: Run
+    latency_bound: float  # the minimal set's round trips over 32 connections
+
+    def seconds(self, startup: float) -> float:
+        return startup + max(self.client, self.latency_bound)
+
+
+@dataclass
 class Figures:
     deployments: int
-    minimal: int
     startup: float
-    floor_client: float
-    latency_bound: float
     first: Run
     again: Run
-    floor_run: Run
+    first_floor: Floor  # what the first poll reads: the inventory, and each account's usage when [usage] is on
+    again_floor: Floor  # what an unchanged re-poll reads: the inventory (usage was read today already)
     sequential: Run | None
 
-    @property
-    def floor(self) -> float:
-        return self.startup + max(self.floor_client, self.latency_bound)
+    def x_floor(self, run: Run, floor: Floor) -> float:
+        return run.seconds / floor.seconds(self.startup)
 
 
 def compare(shape: tuple[int, int, int], args: argparse.Namespace, scratch: Path, *, sequential: bool,
@@ -348,27 +369,29 @@ def compare(shape: tuple[int, int, int], args: argparse.Namespace, scratch: Path
     scenario = estate(*shape)
     scenario_file = scratch / f"estate-{'x'.join(map(str, shape))}.json"
     scenario_file.write_text(json.dumps(scenario))
-    minimal = minimal_requests(scenario, args.page_size)
+    inventory = minimal_requests(scenario, args.page_size)
+    accounts = sum(len(sub["accounts"]) for sub in scenario["subscriptions"])
     deployments = shape[0] * shape[1] * shape[2]
     emulator = Emulator(scenario_file, args.latency, args.page_size)
     try:
         env = emulator.env()
         startup = min(measure([*retirewatch(), "--help"], env).seconds for _ in range(3))
         base, ca = emulator.info["base_url"], emulator.info["ca_bundle"]
-        firsts, agains, floors = [], [], []
+        firsts, agains = [], []
+        floors: dict[bool, list[Run]] = {False: [], True: []}
         for attempt in range(repeat):
             if args.database_url:
                 reset_postgres(args.database_url)
                 url = args.database_url
             else:
                 url = f"sqlite:///{scratch}/poll-{deployments}-{attempt}.sqlite"
-            config = write_config(scratch, emulator, url)
+            config = write_config(scratch, emulator, url, args.usage)
             command = [*retirewatch(), "--config", str(config), "poll"]
             if args.database_url:  # PostgreSQL is migrated on purpose, not by the poll
                 measure([*retirewatch(), "--config", str(config), "db", "upgrade"], env)
-            floor_run = measure([sys.executable, __file__, "floor", "--base-url", base, "--ca-bundle", ca], env,
-                                emulator)
-            floors.append(json.loads(floor_run.output.strip().splitlines()[-1])["seconds"])
+            for metrics in sorted({False, args.usage}):
+                floors[metrics].append(measure([sys.executable, __file__, "floor", "--base-url", base, "--ca-bundle",
+                                                ca, *(["--metrics"] if metrics else [])], env, emulator))
             firsts.append(measure(command, env, emulator))
             agains.append(measure(command, env, emulator))
             for run in (firsts[-1], agains[-1]):
@@ -380,13 +403,19 @@ def compare(shape: tuple[int, int, int], args: argparse.Namespace, scratch: Path
                                      env, emulator)
     finally:
         emulator.close()
-    rounds = -(-minimal // 32)  # 32 connections: that many round trips at the least
-    return Figures(deployments, minimal, startup, statistics.median(floors), rounds * args.latency,
-                   _median(firsts), _median(agains), floor_run, sequential_run)
+
+    def floor(metrics: bool) -> Floor:
+        minimal = inventory + (accounts if metrics else 0)
+        run = _median(floors[metrics], key=lambda r: float(json.loads(r.output.strip().splitlines()[-1])["seconds"]))
+        client = float(json.loads(run.output.strip().splitlines()[-1])["seconds"])
+        return Floor(minimal, client, run, -(-minimal // 32) * args.latency)
+
+    return Figures(deployments, startup, _median(firsts), _median(agains), floor(args.usage), floor(False),
+                   sequential_run)
 
 
-def _median(runs: list[Run]) -> Run:
-    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+def _median(runs: list[Run], key: Callable[[Run], float] = lambda r: r.seconds) -> Run:
+    return sorted(runs, key=key)[len(runs) // 2]
 
 
 def machine() -> str:
@@ -409,17 +438,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         internal.add_argument("--base-url", required=True)
         internal.add_argument("--ca-bundle", required=True)
         internal.add_argument("--connections", type=int, default=32)
+        internal.add_argument("--metrics", action="store_true", help="also each account's usage request")
     parser.add_argument("--deployments", type=int, default=10_000, help="the main comparison's estate size")
     parser.add_argument("--scale", default="", help="comma-separated sizes for the growth table, e.g. 1000,100000")
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3, help="runs of poll and floor (the median is shown)")
     parser.add_argument("--no-sequential", action="store_true")
+    parser.add_argument("--usage", action="store_true",
+                        help="read usage as by default ([usage] on): the first poll also reads each account's "
+                             "metrics and stores its daily figures, and its floor reads the metrics too")
     parser.add_argument("--database-url", help="a scratch PostgreSQL database (its public schema is dropped and "
                         "migrated again before each first poll)")
     args = parser.parse_args(argv)
     if args.command == "floor":
-        floor_client(args.base_url, args.ca_bundle, args.connections)
+        floor_client(args.base_url, args.ca_bundle, args.connections, args.metrics)
         return
     if args.command == "sequential":
         sequential_sdk(args.base_url, args.ca_bundle)
@@ -432,7 +465,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return subscriptions, 5, max(1, n // (subscriptions * 5))
 
     print(f"machine: {machine()}; latency {args.latency * 1000:g} ms per ARM request; database "
-          f"{'PostgreSQL' if args.database_url else 'SQLite'}")
+          f"{'PostgreSQL' if args.database_url else 'SQLite'}; usage "
+          + ("read (each account once a UTC day: by the first poll)" if args.usage else
+             "off ([usage] enabled = false)"))
     with tempfile.TemporaryDirectory(prefix="retirewatch-bench-") as folder:
         scratch = Path(folder)
         main_run = compare(shape(args.deployments), args, scratch, sequential=not args.no_sequential,
@@ -440,26 +475,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         f = main_run
         subs, accounts, per_account = shape(args.deployments)
         print(f"\n{f.deployments} deployments ({subs} subscriptions x {accounts} accounts x {per_account}), "
-              f"minimal request set {f.minimal}")
-        print(f"{'':34} {'seconds':>8} {'x floor':>8} {'requests':>9} {'x minimal':>10} {'peak RSS MB':>12} "
+              f"minimal request set {f.first_floor.minimal} (first poll), {f.again_floor.minimal} (re-poll)")
+        print(f"{'':36} {'seconds':>8} {'x floor':>8} {'requests':>9} {'x minimal':>10} {'peak RSS MB':>12} "
               f"{'CPU s':>6}")
 
-        def line(name: str, seconds: float, run: Run | None = None) -> None:
-            req = f"{run.requests:>9} {run.requests / f.minimal:>10.2f} {run.rss_mb:>12.0f} {run.cpu:>6.2f}" \
+        def line(name: str, seconds: float, floor: Floor, run: Run | None = None) -> None:
+            req = f"{run.requests:>9} {run.requests / floor.minimal:>10.2f} {run.rss_mb:>12.0f} {run.cpu:>6.2f}" \
                 if run is not None else ""
-            print(f"{name:34} {seconds:>8.2f} {seconds / f.floor:>8.2f} {req}".rstrip())
+            print(f"{name:36} {seconds:>8.2f} {seconds / floor.seconds(f.startup):>8.2f} {req}".rstrip())
 
-        line("retirewatch poll (first)", f.first.seconds, f.first)
-        line("retirewatch poll (unchanged)", f.again.seconds, f.again)
-        line("floor = start-up + leanest", f.floor)
-        line("  start-up (retirewatch --help)", f.startup)
-        line("  leanest client (32 connections)", f.floor_client, f.floor_run)
-        line("  latency bound (minimal / 32)", f.latency_bound)
+        floors = [("", f.first_floor)] if f.first_floor is f.again_floor or not args.usage else \
+            [(" (first)", f.first_floor), (" (re-poll)", f.again_floor)]
+        line("retirewatch poll (first)", f.first.seconds, f.first_floor, f.first)
+        line("retirewatch poll (unchanged)", f.again.seconds, f.again_floor, f.again)
+        for label, floor in floors:
+            line(f"floor{label} = start-up + leanest", floor.seconds(f.startup), floor)
+            line("  start-up (retirewatch --help)", f.startup, floor)
+            line("  leanest client (32 connections)", floor.client, floor, floor.run)
+            line("  latency bound (minimal / 32)", floor.latency_bound, floor)
         if f.sequential is not None:
-            line("sequential SDK loop", f.sequential.seconds, f.sequential)
+            line("sequential SDK loop", f.sequential.seconds, f.again_floor, f.sequential)
             print(f"\npoll vs sequential SDK loop: {f.sequential.seconds / f.first.seconds:.1f}x faster (first), "
                   f"{f.sequential.seconds / f.again.seconds:.1f}x (unchanged)")
-        print(f"poll vs floor: {f.first.seconds / f.floor:.2f}x (first), {f.again.seconds / f.floor:.2f}x (unchanged)")
+        print(f"poll vs floor: {f.x_floor(f.first, f.first_floor):.2f}x (first), "
+              f"{f.x_floor(f.again, f.again_floor):.2f}x (unchanged)")
         print("last poll said: " + f.again.output.strip().splitlines()[0])
 
         sizes = [int(n) for n in args.scale.split(",") if n.strip()]
@@ -470,11 +509,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             for n in sizes:
                 g = main_run if n == args.deployments else compare(shape(n), args, scratch, sequential=False,
                                                                    repeat=1)
-                print(f"{g.deployments:>11} {g.first.seconds:>8.2f} {g.again.seconds:>8.2f} {g.floor:>8.2f} "
-                      f"{g.first.seconds / g.floor:>8.2f} {g.first.requests:>9} {g.first.requests / g.minimal:>6.2f} "
+                print(f"{g.deployments:>11} {g.first.seconds:>8.2f} {g.again.seconds:>8.2f} "
+                      f"{g.first_floor.seconds(g.startup):>8.2f} {g.x_floor(g.first, g.first_floor):>8.2f} "
+                      f"{g.first.requests:>9} {g.first.requests / g.first_floor.minimal:>6.2f} "
                       f"{g.first.rss_mb:>13.0f} {g.again.rss_mb:>13.0f} {g.first.cpu:>12.2f} {g.again.cpu:>12.2f}",
                       flush=True)
-
 
 if __name__ == "__main__":
     main()

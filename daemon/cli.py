@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from daemon import report, usage
+from daemon import report
 from daemon.clock import Clock, FixedClock, SystemClock, parse_instant, today
 from daemon.config import Config, ConfigError, curated_dates, load_config
 from daemon.lifecycle import parse_scope_overrides
@@ -104,6 +104,7 @@ def describe_poll(result: PollReport) -> str:
 
 def cmd_status(ctx: Context) -> int:
     from daemon.store import queries
+    from daemon.usage import index as usage_index
 
     sessions = ctx.sessions()
     overrides = parse_scope_overrides(ctx.config.update_scopes)
@@ -118,7 +119,7 @@ def cmd_status(ctx: Context) -> int:
         deployments = list(queries.current_deployments(session))
         rows = report.status_rows(deployments, queries.catalog(session), today(ctx.clock), overrides,
                                   dates=curated_dates(ctx.config),
-                                  usage=usage.index(session, ctx.config, today(ctx.clock)))
+                                  usage=usage_index(session, ctx.config, today(ctx.clock)))
         last = queries.last_poll(session)
         if wanted.given:
             rows = wanted.select(rows, _channels(ctx, session, deployments) if wanted.channel else {})
