@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +123,10 @@ class Failure:
     status_code: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DailyUsage:
+class DailyUsage(NamedTuple):
     """One deployment's traffic on one UTC day, from Azure Monitor (``AzureOpenAIRequests``,
-    ``ProcessedPromptTokens``; aggregation Total, interval P1D)."""
+    ``ProcessedPromptTokens``; aggregation Total, interval P1D). A named tuple, not a dataclass: a first read of
+    a large estate makes hundreds of thousands of them, and they cross a process boundary pickled."""
 
     deployment: str  # the ModelDeploymentName, as Azure spelled it
     day: date

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from daemon.collect.azure import ArmReader
 from daemon.records import AccountUsage, DailyUsage
@@ -113,8 +113,7 @@ class UsagePlan:
 # -- the answer: Microsoft's shape, field by field ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
     """One data point of one time series: the dimension's value (``None``: the series is not split), the bucket's
     start, and the aggregation asked for (``None``: Azure left it out, the bucket had no data)."""
 
@@ -151,7 +150,8 @@ def metric_points(metric: Mapping[str, Any], dimension: str | None, aggregation:
     series = metric.get("timeseries")
     if not isinstance(series, list):
         raise UsageError(f"{label}: 'timeseries' is not a list")
-    points = []
+    points: list[MetricPoint] = []
+    moments: dict[str, datetime] = {}  # a 30-day answer names 30 instants, thousands of times over
     for i, element in enumerate(series):
         where = f"{label}.timeseries[{i}]"
         if not isinstance(element, Mapping):
@@ -160,7 +160,22 @@ def metric_points(metric: Mapping[str, Any], dimension: str | None, aggregation:
         data = element.get("data", [])
         if not isinstance(data, list):
             raise UsageError(f"{where}.data is not a list")
-        points += [_point(point, name, aggregation, f"{where}.data[{j}]") for j, point in enumerate(data)]
+        for j, point in enumerate(data):
+            if type(point) is dict:  # the fast path: a known instant and a plain number (or no value)
+                stamp = point.get("timeStamp")
+                moment = moments.get(stamp) if type(stamp) is str else None
+                if moment is not None:
+                    value = point.get(aggregation)
+                    if value is None:
+                        points.append(MetricPoint(name, moment, None))
+                        continue
+                    kind = type(value)
+                    if kind is int or (kind is float and math.isfinite(value)):
+                        points.append(MetricPoint(name, moment, float(value)))
+                        continue
+            checked = _point(point, name, aggregation, f"{where}.data[{j}]")  # checks all, says what is wrong
+            moments[point["timeStamp"]] = checked.at
+            points.append(checked)
     return points
 
 
@@ -232,13 +247,16 @@ def parse_metrics(body: Any, account_id: str, first_day: date, last_day: date) -
 def _daily_counts(metric: Mapping[str, Any], first_day: date, last_day: date) -> dict[tuple[str, date], int]:
     """``(deployment, day) -> total`` for one metric; a deployment listed twice is added up."""
     totals: dict[tuple[str, date], int] = {}
+    days: dict[datetime, date] = {}
     for point in metric_points(metric, DIMENSION, "total"):
-        if point.at.time() != time(0):
-            raise UsageError(f"{point.series}: timeStamp {point.at.isoformat()} does not start a UTC day "
-                             "(P1D buckets do)")
+        day = days.get(point.at)
+        if day is None:
+            if point.at.time() != time(0):
+                raise UsageError(f"{point.series}: timeStamp {point.at.isoformat()} does not start a UTC day "
+                                 "(P1D buckets do)")
+            day = days[point.at] = point.at.date()
         if point.value is not None and point.value < 0:
-            raise UsageError(f"{point.series}: total {point.value:g} on {point.at.date()} is not a count")
-        day = point.at.date()
+            raise UsageError(f"{point.series}: total {point.value:g} on {day} is not a count")
         if point.series is None or day < first_day or day > last_day:
             continue  # outside what was asked: not ours to store
         key = (point.series, day)

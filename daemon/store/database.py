@@ -11,20 +11,24 @@ import importlib.resources
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 # The revision that creates the alerts outbox, threads and acks: going below it forgets what was sent.
 OUTBOX_REVISION = "0002"
+# The newest migration. Every command compares the database with it, so that a database at the head (the usual
+# case) is opened without loading Alembic and its scripts; tests/integration/test_migrations.py checks that it is
+# Alembic's head.
+SCHEMA_HEAD = "0008"
+VERSION_TABLE = "alembic_version"
 
 
 class DatabaseError(Exception):
@@ -44,7 +48,7 @@ def explain(exc: BaseException, url: object = None, *, mid_run: bool = False) ->
     detail = first_line(getattr(exc, "orig", None) or exc)
     text = detail.casefold()
     where = f"database {url!r}" if url is not None else "the database"
-    if isinstance(exc, CommandError):
+    if type(exc).__name__ == "CommandError":  # Alembic's, without importing Alembic for every error
         return DatabaseError(f"{detail}: see the revisions with `retirewatch db current`")
     if "readonly" in text or "read-only" in text or "read only" in text:
         return DatabaseError(f"{where} is read-only ({detail}); retirewatch writes to it: drop mode=ro from the "
@@ -69,6 +73,8 @@ def explain(exc: BaseException, url: object = None, *, mid_run: bool = False) ->
 @contextmanager
 def explained(engine: Engine) -> Iterator[None]:
     """Turn the driver's and Alembic's errors inside the block into a :class:`DatabaseError` for ``engine``."""
+    from alembic.util import CommandError
+
     try:
         yield
     except (SQLAlchemyError, CommandError) as exc:
@@ -132,6 +138,8 @@ def _read_only(dbapi_connection: object) -> bool:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     script_location = importlib.resources.files("daemon.migrations")
     config.set_main_option("script_location", str(script_location))
@@ -141,17 +149,60 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def head_revision(engine: Engine) -> str:
+    """Alembic's head, read from the migration scripts (:data:`SCHEMA_HEAD` is what every command compares)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     assert head is not None, "the package ships no migrations"
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision (None: no retirewatch schema), read as Alembic keeps it: one row in
+    ``alembic_version``."""
     with engine.connect() as connection:
+        return _revision(connection)
+
+
+def _revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(versions) > 1:  # branches: none of ours, but say it as Alembic would
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(connection).get_current_revision()
+    return str(versions[0]) if versions else None
+
+
+def create_schema(engine: Engine) -> None:
+    """Build an empty database at the head in one step: the models' ``create_all``, then the version stamped, as
+    Alembic advises for a database built from scratch (``test_migrations`` checks that it equals the migrated
+    schema). Running every migration in turn costs a new SQLite file's first command about a tenth of a second."""
+    from daemon.store.schema import Base
+
+    with engine.begin() as connection:
+        Base.metadata.create_all(connection)
+        connection.execute(text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+                                f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"))
+        connection.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:head)"), {"head": SCHEMA_HEAD})
+
+
+def _built_meanwhile(engine: Engine) -> bool:
+    try:
+        return current_revision(engine) == SCHEMA_HEAD
+    except SQLAlchemyError:
+        return False
+
+
+def _empty(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return not inspect(connection).get_table_names()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -159,6 +210,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -167,6 +220,9 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def revisions_undone(engine: Engine, current: str | None, target: str) -> list[str]:
     """The revisions a downgrade from ``current`` to ``target`` would undo, newest first."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     if current is None:
         return []
     script = ScriptDirectory.from_config(alembic_config(engine))
@@ -192,13 +248,18 @@ def open_database(url: str, *, idle_transaction_seconds: float = 60.0) -> Engine
     except Exception as exc:  # the driver's own errors: unreachable host, bad credentials, ...
         engine.dispose()
         raise explain(exc, engine.url) from None
-    head = head_revision(engine)
+    head = SCHEMA_HEAD
     if current == head:
         return engine
     if engine.dialect.name == "sqlite":
         try:
-            upgrade(engine)
+            if current is None and _empty(engine):
+                create_schema(engine)
+            else:
+                upgrade(engine)
         except SQLAlchemyError as exc:
+            if _built_meanwhile(engine):  # another command built the new file at the same moment
+                return engine
             engine.dispose()
             raise explain(exc, engine.url) from None
         return engine

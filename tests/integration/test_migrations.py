@@ -8,11 +8,12 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from daemon.cli import main
 from daemon.store import database
@@ -29,6 +30,53 @@ def test_models_and_migrations_do_not_drift(database_url: str) -> None:
         diff = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
+
+
+def test_the_head_every_command_compares_is_alembics_head(tmp_path: Path) -> None:
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'head.sqlite'}")
+    assert database.head_revision(engine) == database.SCHEMA_HEAD, "a new migration: set SCHEMA_HEAD to it"
+    engine.dispose()
+
+
+def schema_of(engine: Engine) -> dict[str, Any]:
+    """Everything the inspector sees of every table, in a form two databases can be compared by."""
+    found: dict[str, Any] = {}
+    with engine.connect() as connection:
+        seen = inspect(connection)
+        for table in sorted(seen.get_table_names()):
+            found[table] = {
+                # By name: a column a migration added comes last in its table (nothing reads columns by position)
+                "columns": sorted((c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                                  for c in seen.get_columns(table)),
+                "primary_key": seen.get_pk_constraint(table)["constrained_columns"],
+                "foreign_keys": sorted((tuple(f["constrained_columns"]), f["referred_table"],
+                                        tuple(f["referred_columns"]), str(sorted(f.get("options", {}).items())))
+                                       for f in seen.get_foreign_keys(table)),
+                "indexes": sorted((i["name"], tuple(str(c) for c in i["column_names"]), bool(i["unique"]),
+                                   str(sorted((k, " ".join(str(v).split()))
+                                              for k, v in (i.get("dialect_options") or {}).items())))
+                                  for i in seen.get_indexes(table)),
+                "unique": sorted((u["name"], tuple(u["column_names"])) for u in seen.get_unique_constraints(table)),
+                "checks": sorted((c["name"], " ".join(c["sqltext"].split()))
+                                 for c in seen.get_check_constraints(table)),
+            }
+    return found
+
+
+def test_a_new_sqlite_file_is_built_in_one_step_exactly_as_the_migrations_build_it(tmp_path: Path) -> None:
+    migrated = database.make_engine(f"sqlite:///{tmp_path / 'migrated.sqlite'}")
+    database.upgrade(migrated)
+    built = database.open_database(f"sqlite:///{tmp_path / 'built.sqlite'}")
+    assert database.current_revision(built) == database.head_revision(built)
+    assert schema_of(built) == schema_of(migrated)
+    with built.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    database.downgrade(built, "base")  # the migrations take a built database down and up again
+    database.upgrade(built)
+    assert schema_of(built) == schema_of(migrated)
+    migrated.dispose()
+    built.dispose()
 
 
 def test_upgrade_then_downgrade_to_base_and_back(database_url: str) -> None:
