@@ -10,6 +10,7 @@ tests, which have their database open, read on a thread once they hold the poll 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -97,6 +98,7 @@ class _Reader:
     def __init__(self, config: Config, credential: TokenCredential | None,
                  usage: AnyUsagePlan | None = None) -> None:
         self.clients = AzureClients(config.azure, credential)
+        self._usage = usage
         self._collector = InventoryCollector(self.clients, config.azure, usage=usage)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=4)
         self._stop = threading.Event()
@@ -153,9 +155,15 @@ class _Reader:
             assert isinstance(item, SubscriptionInventory)
             yield item
 
+    def plan_usage(self, plan: UsagePlan | None) -> None:
+        """Which accounts' usage this poll reads, once the storing side knows (see :class:`DeferredUsagePlan`)."""
+        if isinstance(self._usage, DeferredUsagePlan):
+            self._usage.settle(plan)
+
     def close(self) -> int:
         """Stop reading (what is in flight finishes), close the clients; the number of requests made."""
         self._stop.set()
+        self.plan_usage(None)  # workers waiting for a plan that will not come read no usage
         self._thread.join()
         self.clients.close()
         return self.clients.requests.count
@@ -164,30 +172,50 @@ class _Reader:
 class _ForkedReader:
     """:class:`_Reader` in a child process (``os.fork``): reading then runs on a core of its own instead of sharing
     this interpreter's lock with loading the store and writing to it. Each message comes back pickled through a pipe:
-    the subscription list, then one inventory after another, then how many requests were made. The child dies with
-    this process (``PR_SET_PDEATHSIG``), and when this process stops listening."""
+    the subscription list, then one inventory after another, then how many requests were made. The usage plan goes
+    the other way, through a pipe of its own, once this process has the database open. The child dies with this
+    process (``PR_SET_PDEATHSIG``), and when this process stops listening."""
 
-    def __init__(self, config: Config, credential: TokenCredential | None,
-                 usage: Callable[[], UsagePlan | None] | None = None) -> None:
+    def __init__(self, config: Config, credential: TokenCredential | None, usage: bool = False) -> None:
         read_fd, write_fd = os.pipe()
+        plan_read_fd, plan_write_fd = os.pipe()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: read, send, and leave without running the parent's exit handlers
             os.close(read_fd)
+            os.close(plan_write_fd)
             gc.freeze()  # what it inherited stays as it is: no collection walks it (nor copies its pages)
             code = 1
             try:
                 _die_with(parent)
+                deferred = DeferredUsagePlan() if usage else None
+                if deferred is not None:
+                    threading.Thread(target=_receive_plan, args=(plan_read_fd, deferred), name="usage-plan",
+                                     daemon=True).start()
+                else:
+                    os.close(plan_read_fd)
                 with os.fdopen(write_fd, "wb") as out:
-                    _read_into(out, config, credential, DeferredUsagePlan(usage) if usage is not None else None)
+                    _read_into(out, config, credential, deferred)
                 code = 0
             finally:
                 os._exit(code)
         os.close(write_fd)
+        os.close(plan_read_fd)
         self._pid = pid
         self._input = os.fdopen(read_fd, "rb")
+        self._plan_output: BinaryIO | None = os.fdopen(plan_write_fd, "wb")
         self._requests = 0
         self._finished = False
+
+    def plan_usage(self, plan: UsagePlan | None) -> None:
+        if self._plan_output is None:
+            return
+        try:
+            pickle.dump(plan, self._plan_output, protocol=pickle.HIGHEST_PROTOCOL)
+            self._plan_output.close()
+        except OSError:  # the child is gone: what it read (or why it failed) arrives through the other pipe
+            pass
+        self._plan_output = None
 
     def _receive(self) -> tuple[object, ...]:
         try:
@@ -215,6 +243,10 @@ class _ForkedReader:
     def close(self) -> int:
         if not self._finished:
             os.kill(self._pid, signal.SIGKILL)
+        if self._plan_output is not None:
+            with contextlib.suppress(OSError):
+                self._plan_output.close()
+            self._plan_output = None
         self._input.close()
         os.waitpid(self._pid, 0)
         return self._requests
@@ -242,6 +274,19 @@ def _read_into(out: BinaryIO, config: Config, credential: TokenCredential | None
     send("done", requests)
 
 
+def _receive_plan(plan_fd: int, deferred: DeferredUsagePlan) -> None:
+    """The child's side of the usage plan: whatever arrives, or nothing (the parent closed the pipe first)."""
+    plan: UsagePlan | None = None
+    try:
+        with os.fdopen(plan_fd, "rb") as plans:
+            received = pickle.load(plans)
+        plan = received if isinstance(received, UsagePlan) else None
+    except (EOFError, OSError, pickle.UnpicklingError):
+        plan = None
+    finally:
+        deferred.settle(plan)
+
+
 def _die_with(parent: int) -> None:
     """Have the kernel kill this child when its parent dies (SIGKILL included); Linux only."""
     import ctypes
@@ -253,38 +298,12 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _reader(config: Config, credential: TokenCredential | None,
-            usage: Callable[[], UsagePlan | None] | None) -> _Reader | _ForkedReader:
-    """A reading process where fork is safe and cheap (Linux), else a reading thread. ``usage`` works out which
-    accounts' usage is due; it opens the database itself, in whichever process reads."""
+def _reader(config: Config, credential: TokenCredential | None) -> _Reader | _ForkedReader:
+    """A reading process where fork is safe and cheap (Linux), else a reading thread. With ``[usage]`` on, its
+    metrics reads wait for :meth:`plan_usage`, which needs the database (opened meanwhile)."""
     if sys.platform == "linux" and FORK_READER:
-        return _ForkedReader(config, credential, usage)
-    return _Reader(config, credential, DeferredUsagePlan(usage) if usage is not None else None)
-
-
-def _usage_loader(config: Config, now: datetime) -> Callable[[], UsagePlan | None] | None:
-    """Which accounts' usage this poll reads, worked out from the database by the reading process."""
-    if not config.usage.enabled:
-        return None
-
-    def load() -> UsagePlan | None:
-        from sqlalchemy import inspect
-
-        from daemon.store import database
-        from daemon.store.schema import UsageReadRow
-        from daemon.usage import UsageRound
-
-        engine = database.make_engine(config.database.url)
-        try:
-            if not inspect(engine).has_table(UsageReadRow.__tablename__):
-                # A database this poll is creating (the first poll on a new SQLite file): nothing was read yet,
-                # so every account is due.
-                return UsageRound.first(config.usage, now).plan
-            return UsageRound.start(config.usage, now, database.session_factory(engine)).plan
-        finally:
-            engine.dispose()
-
-    return load
+        return _ForkedReader(config, credential, usage=config.usage.enabled)
+    return _Reader(config, credential, DeferredUsagePlan() if config.usage.enabled else None)
 
 
 def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
@@ -313,7 +332,7 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
     database opens. If another poll holds the lock, what was read meanwhile is dropped and read again once this
     poll holds it (never store what was read before another poll's newer writes)."""
     started, timer = clock.now(), time.monotonic()
-    reader = _reader(config, credential, _usage_loader(config, started))
+    reader = _reader(config, credential)
     try:
         sessions = open_sessions()
         from daemon.store.inventory import InventoryStore
@@ -333,9 +352,14 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
             if not held:
                 return _skipped(store, clock, lock_wait_seconds)
             started, timer = clock.now(), time.monotonic()
-            reader = _reader(config, credential, _usage_loader(config, started))
-        return _locked_poll(config, clock, store, started, timer, reader, UsageRound.recorder(config.usage, sessions),
-                            None)
+            reader = _reader(config, credential)
+        try:
+            usage = UsageRound.start(config.usage, started, sessions)  # holding the lock: the last reads decide
+        except BaseException:
+            reader.close()
+            raise
+        reader.plan_usage(usage.plan)
+        return _locked_poll(config, clock, store, started, timer, reader, usage, None)
 
 
 def _skipped(store: InventoryStore, clock: Clock, lock_wait_seconds: float) -> PollReport:

@@ -33,18 +33,6 @@ class UsageRound:
         store = UsageStore(sessions)
         return cls(UsagePlan(now, window_days(config), config.every_days, store.last_reads()), store)
 
-    @classmethod
-    def first(cls, config: UsageConfig, now: datetime) -> UsageRound:
-        """The plan of a database that holds no reads yet (the reading half only)."""
-        if not config.enabled:
-            return cls(None, None)
-        return cls(UsagePlan(now, window_days(config), config.every_days, {}), None)
-
-    @classmethod
-    def recorder(cls, config: UsageConfig, sessions: sessionmaker[Session]) -> UsageRound:
-        """Only the storing half: the reading process worked the plan out itself."""
-        return cls(None, UsageStore(sessions) if config.enabled else None)
-
     def record(self, now: datetime, inventory: SubscriptionInventory) -> None:
         if self._store is not None:
             self._store.record(now, inventory.usage, inventory.failures, USAGE_OPERATION)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -291,22 +291,18 @@ def _text(value: Any) -> str | None:
 
 
 class DeferredUsagePlan:
-    """A :class:`UsagePlan` still being worked out on a thread of its own (it needs the database, which opens while
-    the estate is already being read). :meth:`maybe_due` never waits; :meth:`due`, asked on a reading worker,
-    waits for the plan. A plan that cannot be worked out reads no usage this poll (usage stays as stored)."""
+    """A :class:`UsagePlan` still being worked out by the storing side (it needs the database, which opens while the
+    estate is already being read). :meth:`maybe_due` never waits; :meth:`due`, asked on a reading worker, waits for
+    :meth:`settle`. ``None`` (the plan could not be worked out, or the poll ended first) reads no usage this poll:
+    usage stays as stored."""
 
-    def __init__(self, load: Callable[[], UsagePlan | None]) -> None:
+    def __init__(self) -> None:
         self._plan: UsagePlan | None = None
         self._ready = threading.Event()
-        threading.Thread(target=self._load, args=(load,), name="usage-plan", daemon=True).start()
 
-    def _load(self, load: Callable[[], UsagePlan | None]) -> None:
-        try:
-            self._plan = load()
-        except Exception as exc:  # the poll goes on; usage is read at the next one
-            log.warning("usage not read this poll: cannot tell which accounts are due (%s: %s)",
-                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-        finally:
+    def settle(self, plan: UsagePlan | None) -> None:
+        if not self._ready.is_set():
+            self._plan = plan
             self._ready.set()
 
     def maybe_due(self, account_id: str) -> bool:

@@ -26,6 +26,7 @@ from daemon.records import (
     Subscription,
     SubscriptionInventory,
 )
+from daemon.store.bulk import insert_many
 from daemon.store.schema import (
     AccountRow,
     CatalogModelRow,
@@ -146,12 +147,13 @@ class _Writes:
         self._updates.setdefault(group, (table, key_column, []))[2].append({"b_key": key, **values})
 
     def execute(self, session: Session) -> None:
+        connection = session.connection()
         for table, rows in self._inserts.values():
-            session.execute(insert(table), rows)
+            insert_many(connection, table, rows)
         for table, key_column, rows in self._updates.values():
             session.execute(update(table).where(table.c[key_column] == bindparam("b_key")), rows)
         if self.events:
-            session.execute(insert(EVENTS), self.events)
+            insert_many(connection, EVENTS, self.events)
         self._inserts.clear()
         self._updates.clear()
 

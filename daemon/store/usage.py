@@ -11,11 +11,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.lifecycle.usage import UsageIndex, no_usage
 from daemon.records import AccountUsage, Failure
+from daemon.store.bulk import insert_many
 from daemon.store.inventory import arm_key
 from daemon.store.schema import Base, DeploymentUsageRow, UsageReadRow
 
@@ -72,8 +73,7 @@ def _store_account(session: Session, now: datetime, usage: AccountUsage) -> None
     rows = [{"deployment_key": deployment_key(usage.account_id, item.deployment), "day": item.day,
              "account_key": account, "requests": item.requests, "tokens": item.tokens, "read_at": now}
             for item in usage.days]
-    if rows:
-        session.connection().execute(insert(USAGE_TABLE), rows)  # Core: no ORM bookkeeping per row
+    insert_many(session.connection(), USAGE_TABLE, rows)
     read = _read_row(session, account)
     contiguous = read.covered_from is not None and read.covered_to is not None and \
         usage.first_day <= read.covered_to + timedelta(days=1)

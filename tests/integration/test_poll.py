@@ -356,6 +356,41 @@ def test_a_poll_waiting_for_the_lock_reads_again_once_it_holds_it(
         assert session.scalars(select(DeploymentRow.name).where(DeploymentRow.name == "c2")).one() == "c2"
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["reading-process", "reading-thread"])
+def test_the_reader_reads_usage_as_the_database_says_once_it_is_open(
+        arm: ArmEmulator, tmp_path: Any, clock: FixedClock, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+    """`retirewatch poll` reads before the database is open; which accounts' usage is due is known only then, and
+    is handed to the reader (a forked process or a thread) by the storing side."""
+    import daemon.poll
+    from daemon.store import database
+    from daemon.store.schema import UsageReadRow
+
+    monkeypatch.setattr(daemon.poll, "FORK_READER", fork)
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    config = config_for(arm, url)
+    opened: list[sessionmaker[Session]] = []
+
+    def open_sessions() -> sessionmaker[Session]:
+        opened.append(database.session_factory(database.open_database(url)))
+        return opened[-1]
+
+    first = daemon.poll.run_poll_reading_first(config, clock, open_sessions)
+    assert first.ok, first.failures
+    assert arm.count("/Microsoft.Insights/metrics", status=200) == 3, "a new database: every account is due"
+    again = daemon.poll.run_poll_reading_first(config, FixedClock(clock.now() + timedelta(hours=6)), open_sessions)
+    assert again.ok and again.requests == first.requests - 3, "read today already: no metrics request"
+    with arm.update() as estate:  # a new account appears: only its usage is due
+        estate["subscriptions"][0]["accounts"].append({**copy.deepcopy(estate["subscriptions"][0]["accounts"][0]),
+                                                       "name": "acct-new"})
+    third = daemon.poll.run_poll_reading_first(config, FixedClock(clock.now() + timedelta(hours=7)), open_sessions)
+    assert third.ok, third.failures
+    assert arm.count("/Microsoft.Insights/metrics", status=200) == 4
+    with opened[-1]() as session:
+        assert len(session.scalars(select(UsageReadRow)).all()) == 4
+    for sessions in opened:
+        sessions.kw["bind"].dispose()
+
+
 def test_an_unchanged_poll_writes_nothing_and_still_knows_what_it_saw(
         arm: ArmEmulator, sessions: sessionmaker[Session], database_url: str, clock: FixedClock) -> None:
     from daemon.store.schema import AccountRow
