@@ -233,9 +233,9 @@ def situation(view: AlertView) -> list[str]:
     lead = f"Deployment {_name(view.deployment)} runs {what}, which {retires}."
     if view.strikes_on and view.retirement_date and view.strikes_on < view.retirement_date:
         lead += f" The change comes earlier, on {_day(view.strikes_on)}."
-    paragraphs = [lead]
     if view.retirement_date and view.lifecycle == "retired":
         lead += " Microsoft's catalog already lists the model as retired."
+    paragraphs = [lead]
     paragraphs += _what_happens(view, lambda: consequence_sentence(view), "it")
     paragraphs += usage_paragraph(view)
     date_sentence = _date_sentence(view)

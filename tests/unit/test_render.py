@@ -93,6 +93,8 @@ def all_block_chars(message: RenderedMessage) -> int:
                              lifecycle="retired", stage="overdue", date_source=None, date_status=None),
          ["Overdue: outage already", "which Microsoft has retired",
           "this deployment no longer answers: Microsoft has retired the model (requests fail with HTTP 410)"]),
+        (dataclasses.replace(OUTAGE, lifecycle="retired"),  # a date still ahead, and the catalog says retired
+         ["which retires on 2026-03-31. Microsoft's catalog already lists the model as retired."]),
     ],
 )
 def test_stage_alert_says_it_in_plain_words(view: AlertView, sentences: list[str]) -> None:
