@@ -61,7 +61,9 @@ class Service:
         self.stop = threading.Event()
         self.registry, self.metrics = build_registry(work.config, work.clock, work.sessions)
         self._lock = threading.Lock()
-        self._running: set[str] = set()
+        self._running: set[str] = set()  # dispatched (a second dispatch waits until it is done)
+        self._started: set[str] = set()  # running on a worker thread now
+        self.abandoned: list[str] = []  # jobs still running when shutdown() gave up waiting for them
         self.started_at = work.clock.now()
         self._last_success: datetime | None = None  # when the last good poll started (from the polls table)
         self._last_poll_attempt: datetime | None = None  # in this process
@@ -177,6 +179,8 @@ class Service:
 
     def _run(self, job_id: str, argument: Any) -> None:
         started = self.work.clock.now()
+        with self._lock:
+            self._started.add(job_id)
         try:
             if job_id == "poll":
                 self._last_poll_attempt = started
@@ -211,6 +215,7 @@ class Service:
     def _done(self, job_id: str) -> None:
         with self._lock:
             self._running.discard(job_id)
+            self._started.discard(job_id)
 
     def _on_event(self, event: JobExecutionEvent) -> None:
         job_id = str(event.job_id)
@@ -296,31 +301,33 @@ class Service:
         self.stop.set()
 
     def shutdown(self) -> int:
-        """Stop ticking, give the running jobs ``shutdown_grace_seconds`` to finish their current unit, exit."""
+        """Stop ticking, give the running jobs ``shutdown_grace_seconds`` to finish their current unit. A job that
+        was dispatched but never started (the scheduler stopped first) is not waited for: it never will start. Jobs
+        still running after the grace are listed in :attr:`abandoned`; the process owner decides what to do
+        (:meth:`run_until_signalled` exits without joining them). Never ends the process itself."""
         self.stop.set()
         grace = self.work.config.service.shutdown_grace_seconds
         self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + max(0.5, grace - 1.0)
         with self._lock:
-            running = sorted(self._running)
+            running = sorted(self._started)
         if running:
             log.info("waiting up to %.0fs for %s to finish", grace, ", ".join(running), extra={"event": "draining"})
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._running:
+                if not self._started:
                     break
             time.sleep(0.05)
         if self.http is not None:
             self.http.stop()
         self._leave()
         with self._lock:
-            left = sorted(self._running)
-        if left:
+            self.abandoned = sorted(self._started)
+        if self.abandoned:
             log.warning("%s still running after %.0fs: exiting anyway (the outbox and the leases make this safe)",
-                        ", ".join(left), grace, extra={"event": "stopped"})
-            logging.shutdown()
-            os._exit(0)  # worker threads would otherwise be joined at exit, past the grace period
-        log.info("stopped", extra={"event": "stopped"})
+                        ", ".join(self.abandoned), grace, extra={"event": "stopped"})
+        else:
+            log.info("stopped", extra={"event": "stopped"})
         return 0
 
     def _leave(self) -> None:
@@ -350,7 +357,11 @@ class Service:
             self.start()
             while not self.stop.wait(0.5):
                 pass
-            return self.shutdown()
+            code = self.shutdown()
+            if self.abandoned:
+                logging.shutdown()
+                os._exit(code)  # worker threads would otherwise be joined at exit, past the grace period
+            return code
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, _restorable(old))

@@ -373,6 +373,35 @@ def test_a_watcher_that_cannot_poll_says_so_once_and_once_when_it_recovers(world
     assert len(stale) == 1 and len(recovered) == 1, ops
 
 
+def test_shutdown_gives_up_on_a_stuck_job_after_the_grace_and_leaves_the_process_to_its_owner(
+        world: World) -> None:
+    """In-process: shutdown() returns and names what it left running; only `retirewatch run` exits over it."""
+    world.arm.faults.slow("", seconds=4)  # every ARM answer outlasts the grace
+    config = world.config.model_copy(update={"service": world.config.service.model_copy(
+        update={"shutdown_grace_seconds": 1.0, "listen": None})})
+    service = Service(Work(config=config, clock=world.clock, sessions=world.sessions,
+                           slack=SlackClient(config.slack, token=world.slack.token), may_send=True,
+                           credential=ManagedIdentityCredential()))
+    service.start()
+
+    def running() -> set[str]:
+        with service._lock:
+            return set(service._started)
+
+    deadline = time.monotonic() + 15
+    while "poll" not in running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "poll" in running(), "the poll job started"
+    started = time.monotonic()
+    assert service.shutdown() == 0
+    assert time.monotonic() - started < 3, "the grace, not the slow answers"
+    assert service.abandoned == ["poll"]
+    deadline = time.monotonic() + 30  # the abandoned poll sees the stop and ends: nothing leaks into other tests
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running()
+
+
 def test_a_stop_request_ends_the_poll_between_subscriptions(world: World) -> None:
     report, notified = work(world).poll(world.clock.now(), should_stop=lambda: True)
     assert report.stopped and not report.ok and notified is None
