@@ -4,7 +4,8 @@ The estate is read on a thread of its own (:class:`_Reader`) into a short queue,
 subscription after another. ``retirewatch poll`` starts reading before it even loads the database machinery
 (:func:`run_poll_reading_first`), and on Linux reads in a forked child process (:class:`_ForkedReader`), so that
 reading and parsing run on one core while loading SQLAlchemy and Alembic and writing run on another, instead of
-taking turns on one interpreter lock (``RETIREWATCH_POLL_READER=thread`` keeps it in-process). The service and
+taking turns on one interpreter lock. It forks only when the process runs no other thread (``RETIREWATCH_POLL_READER``:
+``auto``, ``process``, ``thread``), so a program that embeds a poll among threads reads on a thread. The service and
 tests, which have their database open, read on a thread once they hold the poll lock (:func:`run_poll`).
 """
 
@@ -44,7 +45,10 @@ if TYPE_CHECKING:  # the store loads SQLAlchemy and Alembic: only once the estat
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 900.0  # a poll waits this long for another to finish before giving up
 WAITED_FOR_LOCK = 0.15  # taking a free lock is quicker; a held one is retried every 0.2 s
-FORK_READER = os.environ.get("RETIREWATCH_POLL_READER", "process") != "thread"  # `retirewatch poll` reads in a child
+# `retirewatch poll` reads in a child process: "auto" (the default) when this process runs no other thread, "process"
+# always, "thread" never. A fork copies every lock as it is at that moment: a lock another thread held (the import
+# lock, a logging handler's, one inside OpenSSL) would stay held in the child forever.
+READER = os.environ.get("RETIREWATCH_POLL_READER", "auto")
 
 
 @dataclass
@@ -301,7 +305,7 @@ def _die_with(parent: int) -> None:
 def _reader(config: Config, credential: TokenCredential | None) -> _Reader | _ForkedReader:
     """A reading process where fork is safe and cheap (Linux), else a reading thread. With ``[usage]`` on, its
     metrics reads wait for :meth:`plan_usage`, which needs the database (opened meanwhile)."""
-    if sys.platform == "linux" and FORK_READER:
+    if sys.platform == "linux" and (READER == "process" or (READER == "auto" and threading.active_count() == 1)):
         return _ForkedReader(config, credential, usage=config.usage.enabled)
     return _Reader(config, credential, DeferredUsagePlan() if config.usage.enabled else None)
 

@@ -356,39 +356,44 @@ def test_a_poll_waiting_for_the_lock_reads_again_once_it_holds_it(
         assert session.scalars(select(DeploymentRow.name).where(DeploymentRow.name == "c2")).one() == "c2"
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["reading-process", "reading-thread"])
+@pytest.mark.parametrize("reader", ["auto", "thread"], ids=["reading-process", "reading-thread"])
 def test_the_reader_reads_usage_as_the_database_says_once_it_is_open(
-        arm: ArmEmulator, tmp_path: Any, clock: FixedClock, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+        arm: ArmEmulator, tmp_path: Any, clock: FixedClock, reader: str) -> None:
     """`retirewatch poll` reads before the database is open; which accounts' usage is due is known only then, and
-    is handed to the reader (a forked process or a thread) by the storing side."""
-    import daemon.poll
-    from daemon.store import database
+    is handed to the reader (a forked process: the CLI runs no other thread; or a thread) by the storing side."""
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import create_engine
+
     from daemon.store.schema import UsageReadRow
 
-    monkeypatch.setattr(daemon.poll, "FORK_READER", fork)
-    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
-    config = config_for(arm, url)
-    opened: list[sessionmaker[Session]] = []
+    database = tmp_path / "new.sqlite"
+    config = tmp_path / "retirewatch.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n[azure]\nresource_manager_endpoint = '
+                      f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n[testing]\nallow_time_travel = true\n')
 
-    def open_sessions() -> sessionmaker[Session]:
-        opened.append(database.session_factory(database.open_database(url)))
-        return opened[-1]
+    def poll(hours: int) -> None:
+        done = subprocess.run([sys.executable, "-m", "daemon.cli", "poll", "--config", str(config), "--now",
+                               (clock.now() + timedelta(hours=hours)).isoformat()],
+                              env=dict(os.environ, RETIREWATCH_POLL_READER=reader), capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
 
-    first = daemon.poll.run_poll_reading_first(config, clock, open_sessions)
-    assert first.ok, first.failures
+    poll(0)
     assert arm.count("/Microsoft.Insights/metrics", status=200) == 3, "a new database: every account is due"
-    again = daemon.poll.run_poll_reading_first(config, FixedClock(clock.now() + timedelta(hours=6)), open_sessions)
-    assert again.ok and again.requests == first.requests - 3, "read today already: no metrics request"
+    poll(6)
+    assert arm.count("/Microsoft.Insights/metrics") == 3, "read today already: no metrics request"
     with arm.update() as estate:  # a new account appears: only its usage is due
         estate["subscriptions"][0]["accounts"].append({**copy.deepcopy(estate["subscriptions"][0]["accounts"][0]),
                                                        "name": "acct-new"})
-    third = daemon.poll.run_poll_reading_first(config, FixedClock(clock.now() + timedelta(hours=7)), open_sessions)
-    assert third.ok, third.failures
+    poll(7)
     assert arm.count("/Microsoft.Insights/metrics", status=200) == 4
-    with opened[-1]() as session:
+    engine = create_engine(f"sqlite:///{database}")
+    with Session(engine) as session:
         assert len(session.scalars(select(UsageReadRow)).all()) == 4
-    for sessions in opened:
-        sessions.kw["bind"].dispose()
+    engine.dispose()
 
 
 def test_an_unchanged_poll_writes_nothing_and_still_knows_what_it_saw(
@@ -425,7 +430,7 @@ def test_the_reading_process_dies_with_a_killed_poll(arm: ArmEmulator, tmp_path:
                       f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n')
     arm.faults.slow("/deployments", seconds=5)  # the poll is still reading when it is killed
     poll = subprocess.Popen([sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
-                            env=dict(os.environ, RETIREWATCH_POLL_READER="process"))
+                            env={k: v for k, v in os.environ.items() if k != "RETIREWATCH_POLL_READER"})
 
     def readers() -> list[int]:
         found = []
