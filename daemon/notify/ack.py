@@ -4,9 +4,10 @@ identical to the one in force changes nothing (no second row, no second message)
 since it (an unsilenceable stage broke through: the same ack again is the team answering it). The Acknowledge and
 Snooze buttons in Slack record the same ack (:func:`acknowledge_deadline`), with the Slack user as who.
 
-A grouped alert is acknowledged whole with ``retirewatch ack group:REF`` (REF is in its message): every member's
-deadline gets the ack, and the group's thread is told once. Acknowledging one member (``ACCOUNT/DEPLOYMENT``)
-silences that member only, and is told in the group's thread; the group's next stages name the others."""
+A grouped alert is acknowledged whole with ``retirewatch ack group:REF`` (REF is in its message), or with its
+buttons (:func:`acknowledge_group_deadline`): every member's deadline gets the ack, and the group's thread is told
+once. Acknowledging one member (``ACCOUNT/DEPLOYMENT``) silences that member only, and is told in the group's
+thread; the group's next stages name the others."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def acknowledge(session: Session, config: Config, now: datetime, reference: str,
         raise AckError(f"--until {until} is not in the future (today is {now.date()}): alerts resume on that day, "
                        "so give a later one, or leave --until out to silence this deadline until it changes")
     if reference.casefold().startswith(GROUP):
-        return acknowledge_group(session, config, now, reference[len(GROUP):], until=until, note=note)
+        return acknowledge_group(session, config, now, reference[len(GROUP):], until=until, note=note, who=who)
     deployment = find_deployment(session, reference)
     thread = alerts.open_thread_of(session, deployment.key)
     if thread is None:
@@ -142,7 +143,7 @@ def find_group(session: Session, reference: str) -> AlertThreadRow:
 
 
 def acknowledge_group(session: Session, config: Config, now: datetime, reference: str, *, until: date | None,
-                      note: str | None) -> str:
+                      note: str | None, who: str | None = None) -> str:
     """Acknowledge every member of a grouped alert for the group's deadline; one message in its thread."""
     thread = find_group(session, reference)
     members = alerts.thread_members(session, thread.id)
@@ -159,7 +160,7 @@ def acknowledge_group(session: Session, config: Config, now: datetime, reference
     about = f"the {len(members)} deployments of group {GROUP}{reference} ({model}, deadline {thread.deadline})"
     if not new:
         return f"{about} are already acknowledged {span}: nothing changed, nothing posted"
-    who = _user()
+    who = who or _user()
     alerts.add_acks(session, [AckRow(deployment_key=key, deadline=thread.deadline, until=until, note=note,
                                      created_by=who, created_at=now) for key in new])
     unsilenceable = ", ".join(config.escalation.unsilenceable) or "nothing"
@@ -180,6 +181,23 @@ def acknowledge_group(session: Session, config: Config, now: datetime, reference
         key=key, kind=MessageKind.ACKNOWLEDGED.value, channel=thread.channel, thread_id=thread.id,
         deployment_key=thread.deployment_key, deadline=thread.deadline, message=render_group(view).as_json()), now)
     return f"acknowledged {about} {span}; the thread is told at the next `retirewatch notify`"
+
+
+def acknowledge_group_deadline(session: Session, config: Config, now: datetime, reference: str,
+                               deadline: date | None, *, until: date | None, who: str) -> PressedAck:
+    """:func:`acknowledge_group` for a button pressed on a grouped alert about ``deadline`` (as
+    :func:`acknowledge_deadline`: refused when the group's deadline is another now, or the group has resolved)."""
+    thread = find_group(session, reference)
+    if thread.deadline != deadline:
+        raise AckError(f"{GROUP}{reference}: this alert is about the deadline {deadline or '(no date)'}, which has "
+                       f"moved to {thread.deadline or '(no date)'}: use the buttons of the latest alert")
+    deadlines = [(key, deadline) for key in alerts.thread_members(session, thread.id)]
+    before = alerts.acks_for(session, deadlines)
+    summary = acknowledge_group(session, config, now, reference, until=until, note=None, who=who)
+    after = alerts.acks_for(session, deadlines)
+    recorded = any(before.get(key) is None or ack.id != before[key].id for key, ack in after.items())
+    newest = max(after.values(), key=lambda ack: ack.id, default=None)
+    return PressedAck(recorded, summary, newest.created_by if newest else None, newest.until if newest else None)
 
 
 def _member(deployment: Deployment) -> GroupMember:

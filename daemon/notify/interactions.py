@@ -2,11 +2,11 @@
 
 Slack POSTs a form with one field, ``payload``, a JSON ``block_actions`` object (the HTTP layer has verified its
 signature first: daemon/service/http.py). The pure half reads it (:func:`parse_press`) and decides
-(:func:`decide`): **Acknowledge** is ``retirewatch ack`` for the alert's deadline, **Snooze 7 days** is the same ack
-until today + 7 (alerts resume that day), the portal link needs nothing. The other half
-(:class:`InteractionHandler`) records the ack with the ack recording of the CLI (daemon/notify/ack.py: same
-semantics, the Slack user as who, one row however often the button is pressed), queues the thread reply, and
-replaces the pressed message's buttons with who acknowledged and until when.
+(:func:`decide`): **Acknowledge** is ``retirewatch ack`` for the alert's deadline (``retirewatch ack group:REF`` on a
+grouped alert), **Snooze 7 days** is the same ack until today + 7 (alerts resume that day), the portal link needs
+nothing. The other half (:class:`InteractionHandler`) records the ack with the ack recording of the CLI
+(daemon/notify/ack.py: same semantics, the Slack user as who, one row however often the button is pressed), queues
+the thread reply, and replaces the pressed message's buttons with who acknowledged and until when.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import Clock
 from daemon.config import Config
-from daemon.notify.ack import AckError, acknowledge_deadline
+from daemon.notify.ack import AckError, PressedAck, acknowledge_deadline, acknowledge_group_deadline
 from daemon.notify.render import ACK_ACTION, ACTIONS_BLOCK_ID, PORTAL_ACTION, SNOOZE_ACTION, SNOOZE_DAYS
 from daemon.notify.slack import SlackClient, SlackMessage, Verdict
 from daemon.store import alerts
@@ -40,10 +40,12 @@ class InteractionError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """What a button is about: one deployment's deadline (``deployment`` is its ARM id, any case)."""
+    """What a button is about: one deployment's deadline (``deployment`` is its ARM id, any case), or a grouped
+    alert's (``group`` is its REF, ``deployment`` empty)."""
 
     deployment: str
     deadline: date | None
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,21 +111,31 @@ def _text(value: Any) -> str | None:
 
 
 def parse_value(value: str | None) -> Target:
-    """A button's value (render.button_value): ``{"deployment": ARM id, "deadline": "YYYY-MM-DD" | null}``."""
+    """A button's value: ``{"deployment": ARM id, "deadline": "YYYY-MM-DD" | null}`` (render.button_value), or
+    ``{"group": REF, "deadline": ...}`` on a grouped alert (render.group_button_value)."""
     try:
         data = json.loads(value or "")
     except ValueError:
         raise InteractionError("the button's value is not JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("deployment"), str) or \
-            not data["deployment"].startswith("/"):
-        raise InteractionError("the button names no deployment")
+    if not isinstance(data, dict):
+        raise InteractionError("the button names no deployment and no group")
+    deployment, group = data.get("deployment"), data.get("group")
+    if isinstance(deployment, str) and deployment.startswith("/") and group is None:
+        return Target(deployment, _deadline(data))
+    if isinstance(group, str) and group.strip() and deployment is None:
+        return Target("", _deadline(data), group=group)
+    raise InteractionError("the button names no deployment and no group")
+
+
+def _deadline(data: dict[str, Any]) -> date | None:
+    """The button's ``deadline``: None when it has none (the alert is about a retirement without a date)."""
     deadline = data.get("deadline")
     if deadline is not None:
         try:
             deadline = date.fromisoformat(str(deadline))
         except ValueError:
             raise InteractionError(f"the button's deadline {str(deadline)[:20]!r} is not a date") from None
-    return Target(data["deployment"], deadline)
+    return deadline
 
 
 def decide(press: Press, today: date) -> Decision:
@@ -200,8 +212,7 @@ class InteractionHandler:
         now = self._clock.now()
         try:
             with self._sessions.begin() as session:
-                outcome = acknowledge_deadline(session, self._config, now, target.deployment, target.deadline,
-                                               until=decision.until, who=who(press))
+                outcome = self._record(session, now, target, until=decision.until, by=who(press))
                 stored = alerts.sent_message_at(session, press.channel_id, press.message_ts) \
                     if press.channel_id and press.message_ts else None
         except AckError as exc:
@@ -218,6 +229,15 @@ class InteractionHandler:
         threading.Thread(target=self._follow_up, args=(outcome.recorded, edit), name="slack-interaction",
                          daemon=True).start()
         return Reply(200, ("recorded: " if outcome.recorded else "already so: ") + outcome.summary + "\n")
+
+    def _record(self, session: Session, now: datetime, target: Target, *, until: date | None,
+                by: str) -> PressedAck:
+        """The ack a press asks for: a grouped alert's is ``retirewatch ack group:REF``, every member at once."""
+        if target.group:
+            return acknowledge_group_deadline(session, self._config, now, target.group, target.deadline,
+                                              until=until, who=by)
+        return acknowledge_deadline(session, self._config, now, target.deployment, target.deadline, until=until,
+                                    who=by)
 
     def _follow_up(self, recorded: bool, edit: tuple[str, str, SlackMessage] | None) -> None:
         if recorded:

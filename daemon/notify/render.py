@@ -330,8 +330,14 @@ def _fields(view: AlertView) -> list[dict[str, Any]]:
 
 def button_value(deployment_id: str, deadline: date | None) -> str:
     """What the Acknowledge and Snooze buttons carry: the deployment and the deadline the alert is about (JSON, so a
-    message about a group of deployments can carry ``{"group": ...}`` instead)."""
+    message about a group of deployments can carry ``{"group": ...}`` instead: :func:`group_button_value`)."""
     return json.dumps({"deployment": deployment_id, "deadline": deadline.isoformat() if deadline else None},
+                      separators=(",", ":"))
+
+
+def group_button_value(group: str, deadline: date | None) -> str:
+    """What a grouped alert's buttons carry: the group's reference (``retirewatch ack group:REF``) and deadline."""
+    return json.dumps({"group": group, "deadline": deadline.isoformat() if deadline else None},
                       separators=(",", ":"))
 
 
@@ -340,13 +346,26 @@ def actions_block(view: AlertView, link: str | None) -> dict[str, Any] | None:
     its stage replies); None for other messages, or when the value would exceed Slack's limit."""
     if view.kind is not MessageKind.STAGE or not view.deployment_id:
         return None
-    value = button_value(view.deployment_id, view.strikes_on)
+    return _buttons(button_value(view.deployment_id, view.strikes_on), _name(view.deployment), view.strikes_on,
+                    link)
+
+
+def group_actions_block(view: GroupView) -> dict[str, Any] | None:
+    """Acknowledge and Snooze 7 days for the whole group, on a group's stage alerts (as :func:`actions_block`). No
+    portal link: a group is not one deployment."""
+    if view.about.kind is not MessageKind.STAGE or not view.group:
+        return None
+    return _buttons(group_button_value(view.group, view.about.strikes_on), "every deployment in this group",
+                    view.about.strikes_on, None)
+
+
+def _buttons(value: str, subject: str, strikes_on: date | None, link: str | None) -> dict[str, Any] | None:
     if len(value) > BUTTON_VALUE_CHARS:
         return None
-    deadline = f"the deadline {view.strikes_on}" if view.strikes_on else "this retirement"
+    deadline = f"the deadline {strikes_on}" if strikes_on else "this retirement"
     confirm = {"title": {"type": "plain_text", "text": "Acknowledge this alert?"},
                "text": {"type": "plain_text", "text": _clip(
-                   f"No more alerts about {_name(view.deployment)} for {deadline}, until it changes "
+                   f"No more alerts about {subject} for {deadline}, until it changes "
                    "(stages that cannot be silenced still come).", 300)},
                "confirm": {"type": "plain_text", "text": "Acknowledge"},
                "deny": {"type": "plain_text", "text": "Cancel"}}
@@ -612,6 +631,9 @@ def _render_group(view: GroupView, *, parent: bool) -> RenderedMessage:
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(mentions + story, SECTION_CHARS)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(listed, SECTION_CHARS)}},
     ]
+    actions = group_actions_block(view)
+    if actions is not None:
+        blocks.append(actions)
     kind_label = "thread summary" if parent else _CONTEXT_LABEL.get(about.kind, about.kind.value.replace("_", " "))
     stage = f" · stage: {about.stage}" if about.stage else ""
     context = [f"retirewatch · {kind_label} · group of {view.size}{stage}",

@@ -1,6 +1,7 @@
 """The Acknowledge and Snooze buttons over real HTTP: the service (daemon.service.runner.Service, its HTTP server on
 a free port, its scheduler delivering the outbox) answers requests signed as Slack signs them, built by the Slack
-emulator from the buttons of the messages it holds; SQLite and PostgreSQL."""
+emulator from the buttons of the messages it holds; SQLite and PostgreSQL. Single alerts, and grouped alerts (the
+estate of test_groups: six deployments in one group), whose buttons acknowledge the whole group."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ from azure.identity import ManagedIdentityCredential
 from sqlalchemy import select
 
 from daemon.emulators.slack import Message, interaction_body, send_interaction, sign_request
-from daemon.notify.render import ACK_ACTION, ACTIONS_BLOCK_ID, PORTAL_ACTION, SNOOZE_ACTION, button_value
+from daemon.notify.render import (
+    ACK_ACTION,
+    ACTIONS_BLOCK_ID,
+    PORTAL_ACTION,
+    SNOOZE_ACTION,
+    button_value,
+    group_button_value,
+)
 from daemon.notify.slack import SlackClient
 from daemon.service.jobs import Work
 from daemon.service.runner import Service
 from daemon.store.schema import AckRow, AlertRow
+from tests.integration import test_groups
 from tests.integration.test_notify import TODAY, scenario
 from tests.integration.world import World, make_world, payload
 
@@ -33,6 +42,16 @@ def world(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
     with make_world(scenario(), database_url, TODAY, service={"listen": "127.0.0.1:0"}) as made:
         monkeypatch.setenv("SLACK_SIGNING_SECRET", made.slack.signing_secret)
         made.step()  # three stage alerts: chat (critical, 5 days), mini (warning, 25 days), tentative (notice)
+        yield made
+
+
+@pytest.fixture
+def grouped(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """g0..g5 (gpt-4o, 25 days left: warning) in one grouped alert in #search; mini-a and mini-b one each."""
+    with make_world(test_groups.scenario(), database_url, test_groups.TODAY,
+                    service={"listen": "127.0.0.1:0"}) as made:
+        monkeypatch.setenv("SLACK_SIGNING_SECRET", made.slack.signing_secret)
+        made.step()
         yield made
 
 
@@ -92,6 +111,15 @@ def current(world: World, message: Message) -> Message:
 def replaced(world: World, message: Message) -> Message | None:
     now = current(world, message)
     return now if now.edits and not buttons(now) else None
+
+
+def value(message: Message) -> str:
+    [found] = {str(e["value"]) for b in message.blocks if b["type"] == "actions" for e in b["elements"]}
+    return found
+
+
+def names(keys: list[str]) -> list[str]:
+    return sorted(key.rsplit("/", 1)[-1] for key in keys)
 
 
 def press(world: World, message: Message, action_id: str = ACK_ACTION, **user: Any) -> tuple[bytes, dict[str, str]]:
@@ -244,3 +272,100 @@ def test_presses_that_change_nothing_and_a_service_that_cannot_verify(
     said = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("SLACK_SIGNING_SECRET is not set: POST /slack/interactions answers 503") for m in said)
     assert any("SLACK_SIGNING_SECRET is not set: answered 503" in m for m in said)
+
+
+# -- grouped alerts: the buttons acknowledge the whole group --------------------------------------------------------
+
+GROUP_DEADLINE = test_groups.TODAY + timedelta(days=25)
+
+
+def test_a_grouped_alert_is_acknowledged_whole_and_pressing_twice_records_one_ack(grouped: World) -> None:
+    parent = test_groups.group_message(grouped)
+    ref = payload(parent)["group"]
+    assert buttons(parent) == [ACK_ACTION, SNOOZE_ACTION], "no portal link: a group is not one deployment"
+    assert value(parent) == group_button_value(ref, GROUP_DEADLINE) == \
+        f'{{"group":"{ref}","deadline":"{GROUP_DEADLINE}"}}'
+    body, headers = press(grouped, parent)
+    bob = press(grouped, parent, user_id="U0BOB", user_name="bob")
+    with serving(grouped) as url:
+        status, text = send_interaction(url, body, headers)
+        assert status == 200 and text.startswith(f"recorded: acknowledged the 6 deployments of group group:{ref}"), \
+            text
+        acks = ack_rows(grouped)
+        assert names([a.deployment_key for a in acks]) == test_groups.GROUP, "every member, as `ack group:REF`"
+        assert {(a.created_by, a.until, a.deadline, a.note) for a in acks} == {(JANE, None, GROUP_DEADLINE, None)}
+
+        [reply] = eventually(lambda: acknowledged_replies(grouped, parent), "the ack is told in the group's thread")
+        assert reply.thread_ts == parent.ts and names(payload(reply)["deployment_ids"]) == test_groups.GROUP
+        assert f"Acknowledged by {JANE} for this deadline: no more alerts for the 6 deployments" in reply.text
+        edited = eventually(lambda: replaced(grouped, parent), "chat.update replaces the buttons")
+        assert ack_line(edited) == f":ok_hand: Acknowledged by {JANE} for this deadline"
+        assert payload(edited)["group"] == ref and edited.text == parent.text
+
+        for again_body, again_headers in ((body, headers), bob):
+            status, text = send_interaction(url, again_body, again_headers)
+            assert status == 200 and text.startswith("already so: the 6 deployments"), text
+        time.sleep(1.5)  # the scheduler ticks every second: a second reply would be delivered by now
+        assert len(ack_rows(grouped)) == 6 and len(acknowledged_replies(grouped, parent)) == 1
+    grouped.go_to(test_groups.TODAY + timedelta(days=11))  # urgent: silenced for all six
+    grouped.step()
+    assert len(test_groups.in_thread(grouped, parent)) == 1
+
+
+def test_snoozing_a_group_silences_every_member_for_seven_days(grouped: World) -> None:
+    parent = test_groups.group_message(grouped)
+    snooze = press(grouped, parent, SNOOZE_ACTION)
+    with serving(grouped) as url:
+        status, text = send_interaction(url, *snooze)
+        assert status == 200 and "until 2026-03-08" in text, text
+        acks = ack_rows(grouped)
+        assert len(acks) == 6 and {(a.created_by, a.until) for a in acks} == {(JANE, date(2026, 3, 8))}
+        edited = eventually(lambda: replaced(grouped, parent), "the buttons are replaced")
+        assert ack_line(edited) == f":ok_hand: Acknowledged by {JANE} until 2026-03-08 (alerts resume that day)"
+        eventually(lambda: acknowledged_replies(grouped, parent), "the snooze is told in the thread")
+    grouped.go_to(test_groups.TODAY + timedelta(days=11))  # 14 days left: urgent, after the snooze
+    grouped.step()
+    last = test_groups.in_thread(grouped, parent)[-1]
+    assert (payload(last)["kind"], payload(last)["stage"], payload(last)["deployment_count"]) == ("stage", "urgent", 6)
+    assert buttons(last) == [ACK_ACTION, SNOOZE_ACTION], "the group's stage replies carry the buttons too"
+    assert value(last) == group_button_value(payload(parent)["group"], GROUP_DEADLINE)
+
+
+def test_a_press_on_a_group_that_resolved_or_never_was_changes_nothing(grouped: World) -> None:
+    parent = test_groups.group_message(grouped)
+    ref = payload(parent)["group"]
+    shown = grouped.slack.block_actions(parent, ACK_ACTION)  # the buttons as Slack still shows them
+    unknown = grouped.slack.block_actions(parent, ACK_ACTION)
+    unknown["actions"][0]["value"] = group_button_value("00000000", GROUP_DEADLINE)
+    test_groups.upgrade(grouped, *test_groups.GROUP)
+    grouped.go_to(test_groups.TODAY + timedelta(days=1))
+    grouped.step()  # every member upgraded: the group resolves (its first message keeps its buttons, as single ones)
+    assert payload(test_groups.in_thread(grouped, parent)[-1])["kind"] == "resolved"
+    now = int(grouped.clock.now().timestamp())
+
+    def signed(payload_: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        body = interaction_body(payload_)
+        return body, sign_request(body, grouped.slack.signing_secret, now)
+
+    edits = len(grouped.slack.calls("chat.update"))
+    with serving(grouped) as url:
+        status, text = send_interaction(url, *signed(shown))
+        assert status == 200 and text.startswith(f"nothing recorded: no open group group:{ref}"), text
+        status, text = send_interaction(url, *signed(unknown))
+        assert status == 200 and text.startswith("nothing recorded: no open group group:00000000"), text
+        time.sleep(1.5)
+    assert ack_rows(grouped) == [] and acknowledged_replies(grouped, parent) == []
+    assert len(grouped.slack.calls("chat.update")) == edits, "the message is left as it is"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_group_button_whose_deadline_moved_changes_nothing(grouped: World) -> None:
+    parent = test_groups.group_message(grouped)
+    moved = grouped.slack.block_actions(parent, ACK_ACTION)
+    moved["actions"][0]["value"] = group_button_value(payload(parent)["group"], date(2026, 5, 1))
+    body = interaction_body(moved)
+    with serving(grouped) as url:
+        status, text = send_interaction(url, body, sign_request(body, grouped.slack.signing_secret,
+                                                                int(grouped.clock.now().timestamp())))
+        assert status == 200 and "which has moved to 2026-03-26: use the buttons of the latest alert" in text, text
+    assert ack_rows(grouped) == []

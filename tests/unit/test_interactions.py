@@ -31,9 +31,14 @@ from daemon.notify.render import (
     PORTAL_ACTION,
     SNOOZE_ACTION,
     AlertView,
+    GroupMember,
+    GroupView,
     MessageKind,
     button_value,
+    group_button_value,
     render_alert,
+    render_group,
+    render_group_parent,
     render_parent,
 )
 
@@ -44,6 +49,11 @@ STAGE = AlertView(kind=MessageKind.STAGE, alert_key=f"{ARM_ID.casefold()}|2026-0
                   deployment_id=ARM_ID, account="oai-chat", deployment="chat-prod", model="gpt-4o",
                   version="2024-05-13", consequence="outage", strikes_on=date(2026, 3, 31), days_left=5)
 TODAY = date(2026, 3, 26)
+REF = "3f2a9c1e"
+GROUP = GroupView(about=dataclasses.replace(STAGE, deployment_id="", deployment="", account=""),
+                  members=tuple(GroupMember(deployment_id=f"{ARM_ID}-{i}", account="oai-chat", deployment=f"chat-{i}")
+                                for i in range(5)),
+                  group=REF, channel="#search", size=5, status_filter="retirewatch status --channel '#search'")
 
 
 def actions(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -84,6 +94,22 @@ def test_stage_alerts_carry_acknowledge_snooze_and_the_portal_link() -> None:
 @pytest.mark.parametrize("kind", [k for k in MessageKind if k is not MessageKind.STAGE])
 def test_other_messages_carry_no_buttons(kind: MessageKind) -> None:
     assert actions(render_alert(dataclasses.replace(STAGE, kind=kind), PORTAL).blocks) == []
+    other = dataclasses.replace(GROUP, about=dataclasses.replace(GROUP.about, kind=kind))
+    assert actions(render_group(other).blocks) == []
+
+
+def test_group_stage_alerts_carry_acknowledge_and_snooze_for_the_whole_group() -> None:
+    for message in (render_group(GROUP), render_group_parent(GROUP)):
+        [block] = actions(message.blocks)
+        assert block["block_id"] == ACTIONS_BLOCK_ID
+        ack, snooze = block["elements"]  # no portal link: a group is not one deployment
+        assert (ack["action_id"], snooze["action_id"]) == (ACK_ACTION, SNOOZE_ACTION)
+        assert ack["value"] == snooze["value"] == group_button_value(REF, date(2026, 3, 31))
+        assert json.loads(ack["value"]) == {"group": REF, "deadline": "2026-03-31"}
+        assert "every deployment in this group" in ack["confirm"]["text"]["text"]
+        assert parse_value(ack["value"]) == Target("", date(2026, 3, 31), group=REF)
+        assert message.blocks[-1]["type"] == "context", "the buttons come before the context, as on single alerts"
+        assert _block_problem(message.blocks) is None
 
 
 def test_an_undated_deadline_and_an_oversized_id() -> None:
@@ -129,11 +155,14 @@ def test_each_button_decides() -> None:
     assert (snooze.verb, snooze.until) == (Verb.ACK, date(2026, 4, 2)), "today + 7: alerts resume that day"
     assert decide(dataclasses.replace(press, action_id=PORTAL_ACTION, value=None), TODAY).verb is Verb.IGNORE
     assert decide(dataclasses.replace(press, action_id="somebody_elses"), TODAY).verb is Verb.IGNORE
+    group = decide(dataclasses.replace(press, action_id=SNOOZE_ACTION, value=group_button_value(REF, None)), TODAY)
+    assert (group.verb, group.target, group.until) == (Verb.ACK, Target("", None, group=REF), date(2026, 4, 2))
 
 
 @pytest.mark.parametrize("value", [None, "", "not json", "[]", '{"deadline": "2026-03-31"}',
                                    '{"deployment": "chat-prod"}', f'{{"deployment": "{ARM_ID}", "deadline": "soon"}}',
-                                   '{"group": 12}'])
+                                   '{"group": 12}', '{"group": ""}', '{"group": "3f2a9c1e", "deadline": "soon"}',
+                                   f'{{"group": "3f2a9c1e", "deployment": "{ARM_ID}", "deadline": null}}'])
 def test_a_button_value_that_names_no_deadline_is_refused(value: str | None) -> None:
     press = parse_press(interaction_body(payload(ACK_ACTION, value)))
     with pytest.raises(InteractionError):
