@@ -148,9 +148,18 @@ def acknowledge_group(session: Session, config: Config, now: datetime, reference
     thread = find_group(session, reference)
     members = alerts.thread_members(session, thread.id)
     in_force = alerts.acks_for(session, [(key, thread.deadline) for key in members])
-    new = [key for key in members
-           if not ((ack := in_force.get((key, thread.deadline))) is not None and ack.until == until
-                   and (ack.note or None) == (note or None))]
+    broke_through: dict[datetime, bool] = {}  # by the ack's time: a group's members are acked at once
+
+    def unchanged(ack: AckRow | None) -> bool:
+        """The same ack is in force, and no stage (an unsilenceable one) was told in the group since it."""
+        if ack is None or ack.until != until or (ack.note or None) != (note or None):
+            return False
+        if ack.created_at not in broke_through:
+            broke_through[ack.created_at] = alerts.stage_alert_since(session, thread.deployment_key, thread.deadline,
+                                                                     ack.created_at)
+        return not broke_through[ack.created_at]
+
+    new = [key for key in members if not unchanged(in_force.get((key, thread.deadline)))]
     span = f"until {until}" if until else "for this deadline"
     shared = parse_group_key(thread.deployment_key) or GroupKey(thread.channel, "", "", thread.consequence,
                                                                 thread.deadline)

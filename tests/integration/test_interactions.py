@@ -331,6 +331,30 @@ def test_snoozing_a_group_silences_every_member_for_seven_days(grouped: World) -
     assert value(last) == group_button_value(payload(parent)["group"], GROUP_DEADLINE)
 
 
+def test_an_ack_on_a_groups_overdue_alert_stops_the_repeats_an_earlier_ack_let_through(grouped: World) -> None:
+    parent = test_groups.group_message(grouped)
+    with serving(grouped) as url:
+        assert send_interaction(url, *press(grouped, parent))[0] == 200
+        eventually(lambda: replaced(grouped, parent), "the buttons are replaced")
+    grouped.go_to(GROUP_DEADLINE)  # the deadline strikes: overdue is unsilenceable, the ack predates it
+    grouped.step()
+    overdue = test_groups.in_thread(grouped, parent)[-1]
+    assert (payload(overdue)["kind"], payload(overdue)["stage"]) == ("stage", "overdue") and buttons(overdue), \
+        [(payload(m).get("kind"), payload(m).get("stage"), buttons(m)) for m in test_groups.in_thread(grouped, parent)]
+    with serving(grouped) as url:
+        again = press(grouped, overdue, user_id="U0BOB", user_name="bob")  # Bob sees the same buttons
+        status, text = send_interaction(url, *press(grouped, overdue))
+        assert status == 200 and text.startswith("recorded:"), "the same ack, but the team is answering overdue"
+        eventually(lambda: replaced(grouped, overdue), "the overdue reply's buttons are replaced")
+        status, text = send_interaction(url, *again)
+        assert status == 200 and text.startswith("already so:"), text
+    assert len(ack_rows(grouped)) == 12, "six members, acknowledged twice"
+    told = len(test_groups.in_thread(grouped, parent))
+    grouped.go_to(GROUP_DEADLINE + timedelta(days=1))
+    grouped.step()
+    assert len(test_groups.in_thread(grouped, parent)) == told, "no overdue repeat after the team answered it"
+
+
 def test_a_press_on_a_group_that_resolved_or_never_was_changes_nothing(grouped: World) -> None:
     parent = test_groups.group_message(grouped)
     ref = payload(parent)["group"]
