@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from azure.identity import ManagedIdentityCredential
@@ -31,9 +31,8 @@ from daemon.service.runner import Service
 from daemon.store.schema import AckRow, AlertRow
 from tests.integration import test_groups
 from tests.integration.test_notify import TODAY, scenario
-from tests.integration.world import World, make_world, payload
+from tests.integration.world import World, eventually, make_world, payload
 
-T = TypeVar("T")
 JANE = "jane.doe (Slack U0PRESSER)"
 
 
@@ -67,16 +66,6 @@ def serving(world: World, *, may_send: bool = True) -> Iterator[str]:
         yield f"http://127.0.0.1:{service.http.port}/slack/interactions"
     finally:
         service.shutdown()
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"never: {what}")
 
 
 def messages_about(world: World, deployment: str) -> list[Message]:

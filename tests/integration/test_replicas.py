@@ -15,8 +15,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from daemon.emulators.arm import ArmEmulator
 from daemon.emulators.slack import SlackEmulator
 from daemon.store import database
 from daemon.store.schema import DeploymentRow, EventRow, LeaseRow, PollRow, PollUnitRow
-from tests.integration.world import account_entry, catalog_entry, deployment_entry, payload
+from tests.integration.world import account_entry, catalog_entry, deployment_entry, eventually, payload
 
 LEASE = 3  # seconds: every claim and the leader's lease
 TODAY = datetime.now(UTC).date()
@@ -149,15 +150,7 @@ class Replica:
         self._reader.join(timeout=5)
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 90,
-               explain: Callable[[], str] = str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{explain()}")
+wait_until = partial(eventually, timeout=90.0, every=0.1)
 
 
 @pytest.fixture

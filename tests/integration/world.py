@@ -4,11 +4,12 @@ real poll + notify pipeline between them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.identity import ManagedIdentityCredential
 from sqlalchemy.orm import Session, sessionmaker
@@ -134,3 +135,19 @@ def days(start: date, end: date) -> Iterator[date]:
     while day <= end:
         yield day
         day += timedelta(days=1)
+
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], what: str, *, timeout: float = 15.0, every: float = 0.05,
+               explain: Callable[[], str] | None = None) -> T:
+    """What ``probe()`` gives once it is truthy, asked every ``every`` seconds; after ``timeout`` an AssertionError
+    naming ``what`` (and saying ``explain()``: the state that kept it from happening)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain is not None else ""))
