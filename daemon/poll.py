@@ -214,12 +214,15 @@ class _ForkedReader:
     def plan_usage(self, plan: UsagePlan | None) -> None:
         if self._plan_output is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # the child is gone: what it read (or why not) comes through the other pipe
             pickle.dump(plan, self._plan_output, protocol=pickle.HIGHEST_PROTOCOL)
-            self._plan_output.close()
-        except OSError:  # the child is gone: what it read (or why it failed) arrives through the other pipe
-            pass
-        self._plan_output = None
+        self._close_plan()
+
+    def _close_plan(self) -> None:
+        if self._plan_output is not None:
+            with contextlib.suppress(OSError):
+                self._plan_output.close()
+            self._plan_output = None
 
     def _receive(self) -> tuple[object, ...]:
         try:
@@ -247,10 +250,7 @@ class _ForkedReader:
     def close(self) -> int:
         if not self._finished:
             os.kill(self._pid, signal.SIGKILL)
-        if self._plan_output is not None:
-            with contextlib.suppress(OSError):
-                self._plan_output.close()
-            self._plan_output = None
+        self._close_plan()
         self._input.close()
         os.waitpid(self._pid, 0)
         return self._requests
@@ -282,11 +282,9 @@ def _receive_plan(plan_fd: int, deferred: DeferredUsagePlan) -> None:
     """The child's side of the usage plan: whatever arrives, or nothing (the parent closed the pipe first)."""
     plan: UsagePlan | None = None
     try:
-        with os.fdopen(plan_fd, "rb") as plans:
+        with contextlib.suppress(EOFError, OSError, pickle.UnpicklingError), os.fdopen(plan_fd, "rb") as plans:
             received = pickle.load(plans)
-        plan = received if isinstance(received, UsagePlan) else None
-    except (EOFError, OSError, pickle.UnpicklingError):
-        plan = None
+            plan = received if isinstance(received, UsagePlan) else None
     finally:
         deferred.settle(plan)
 

@@ -14,10 +14,6 @@ from daemon.records import SubscriptionInventory
 from daemon.store.usage import UsageStore, usage_index
 
 
-def window_days(config: UsageConfig) -> int:
-    return max(WINDOW_DAYS, config.idle_days)
-
-
 class UsageRound:
     """Usage's part of one poll: :attr:`plan` for the collector (None: usage is not read), :meth:`record` after
     each subscription is stored."""
@@ -31,7 +27,7 @@ class UsageRound:
         if not config.enabled:
             return cls(None, None)
         store = UsageStore(sessions)
-        return cls(UsagePlan(now, window_days(config), config.every_days, store.last_reads()), store)
+        return cls(UsagePlan(now, max(WINDOW_DAYS, config.idle_days), config.every_days, store.last_reads()), store)
 
     def record(self, now: datetime, inventory: SubscriptionInventory) -> None:
         if self._store is not None:
