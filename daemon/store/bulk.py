@@ -13,10 +13,12 @@ which matters more there than the cost per row.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Dialect, Table, insert
 
 _Converter = tuple[int, Callable[[Any], Any], dict[Any, Any]]
 
@@ -36,24 +38,53 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str
         _insert_sqlite(connection, table, keys, group)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How rows with one set of keys go into one table: the statement, its parameter order, the column defaults
+    the rows leave out, and the columns whose values need converting (index into the order, bind processor)."""
+
+    sql: str
+    order: tuple[str, ...]
+    constants: dict[str, Any]
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+# dialect -> (table, keys) -> the plan, or None where SQLAlchemy's own executemany is needed. Compiling an INSERT
+# costs about as much as storing a hundred rows: a poll stores one subscription at a time, each table every time.
+_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...]], _Plan | None]] = WeakKeyDictionary()
+
+
+def _plan(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Plan | None:
+    plans = _PLANS.setdefault(dialect, {})
+    try:
+        return plans[table, keys]
+    except KeyError:
+        pass
+    plan: _Plan | None = None
+    missing = [c for c in table.columns if c.key not in keys and c.default is not None]
+    if all(getattr(c.default, "is_scalar", False) for c in missing):  # else a default computed per row
+        constants = {c.key: getattr(c.default, "arg", None) for c in missing}
+        compiled = insert(table).compile(dialect=dialect, column_keys=[*keys, *constants])
+        order = compiled.positiontup
+        if order is not None and set(order) == {*keys, *constants}:  # a plain positional statement, else no chances
+            converters = []
+            for index, key in enumerate(order):
+                bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+                if bind is not None:
+                    converters.append((index, bind))
+            plan = _Plan(compiled.string, tuple(order), constants, tuple(converters))
+    plans[table, keys] = plan
+    return plan
+
+
 def _insert_sqlite(connection: Connection, table: Table, keys: tuple[str, ...],
                    rows: list[Mapping[str, Any]]) -> None:
-    missing = [c for c in table.columns if c.key not in keys and c.default is not None]
-    if any(not getattr(c.default, "is_scalar", False) for c in missing):  # a default computed per row
+    plan = _plan(connection.dialect, table, keys)
+    if plan is None:
         connection.execute(insert(table), rows)
         return
-    constants = {c.key: getattr(c.default, "arg", None) for c in missing}
-    compiled = insert(table).compile(dialect=connection.dialect, column_keys=[*keys, *constants])
-    order = compiled.positiontup
-    if order is None or set(order) != {*keys, *constants}:  # not a plain positional statement: take no chances
-        connection.execute(insert(table), rows)
-        return
-    dialect = connection.dialect
-    converters: list[_Converter] = []
-    for index, key in enumerate(order):
-        bind = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-        if bind is not None:
-            converters.append((index, bind, {}))
+    order, constants = plan.order, plan.constants
+    converters: list[_Converter] = [(index, process, {}) for index, process in plan.converters]
     if constants:
         rows = [{**constants, **row} for row in rows]
     pick = itemgetter(*order)
@@ -71,4 +102,4 @@ def _insert_sqlite(connection: Connection, table: Table, keys: tuple[str, ...],
             except TypeError:  # unhashable: a JSON list or object
                 line[index] = process(value)
         values.append(tuple(line))
-    connection.exec_driver_sql(compiled.string, values)
+    connection.exec_driver_sql(plan.sql, values)
