@@ -6,12 +6,32 @@ literals and the collector can be replaced without touching the rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import date
-from typing import NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple, TypeVar
+
+_Record = TypeVar("_Record", bound=type)
 
 
+def pickled_by_value(cls: _Record) -> _Record:
+    """Pickle a slotted dataclass as its class and its field values (rebuilt through ``__init__``), not as the
+    ``__getstate__`` that ``dataclass(slots=True)`` writes, which walks ``fields()`` for every instance: a poll
+    sends tens of thousands of these from the reading process to the storing one, and that walk cost both sides
+    more than the rest of the pickling."""
+    names = tuple(f.name for f in fields(cls))
+    values: Callable[[Any], tuple[Any, ...]] = (
+        attrgetter(*names) if len(names) > 1 else (lambda record: (getattr(record, names[0]),)))
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment]
+    return cls
+
+
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class Subscription:
     subscription_id: str
@@ -19,6 +39,7 @@ class Subscription:
     state: str | None = None
 
 
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class Account:
     """A Cognitive Services account (kind OpenAI or AIServices)."""
@@ -32,6 +53,7 @@ class Account:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """One model deployment as Azure reports it; fields Azure left out are None."""
@@ -54,6 +76,7 @@ class Deployment:
     provisioning_state: str | None = None
 
 
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class SkuRetirement:
     """A per-SKU retirement date from ``AccountModel.skus[].deprecationDate``."""
@@ -70,6 +93,7 @@ def location_scope(location: str) -> CatalogScope:
     return f"location:{location}"
 
 
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class CatalogModel:
     """One model version from the catalog (``Model.model`` / ``AccountModel``), merged over the kinds it is listed
@@ -112,6 +136,7 @@ def sku_key(sku_name: str | None) -> str:
     return (sku_name or "").casefold()
 
 
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Something the collector could not read (or could not make sense of); the poll goes on without it."""
@@ -134,6 +159,7 @@ class DailyUsage(NamedTuple):
     tokens: int | None  # None: the token metric could not be read
 
 
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class AccountUsage:
     """What one metrics request said about one account's deployments over ``first_day`` .. ``last_day``: a
@@ -146,6 +172,7 @@ class AccountUsage:
     issues: tuple[str, ...] = ()  # parts that could not be read (the token figures); the request counts were
 
 
+@pickled_by_value
 @dataclass(slots=True)
 class SubscriptionInventory:
     """Everything one poll read about one subscription. ``None`` / missing keys mean "could not be read", which the
@@ -161,6 +188,7 @@ class SubscriptionInventory:
     usage: dict[str, AccountUsage] = field(default_factory=dict)  # account id -> its usage, when read this poll
 
 
+@pickled_by_value
 @dataclass(frozen=True, slots=True)
 class DeploymentObservation:
     """A deployment as seen by one poll, with what the catalog said about its model at that moment.
