@@ -4,7 +4,8 @@ The estate is read on a thread of its own (:class:`_Reader`) into a short queue,
 subscription after another. ``retirewatch poll`` starts reading before it even loads the database machinery
 (:func:`run_poll_reading_first`), and on Linux reads in a forked child process (:class:`_ForkedReader`), so that
 reading and parsing run on one core while loading SQLAlchemy and Alembic and writing run on another, instead of
-taking turns on one interpreter lock. It forks only when the process runs no other thread (``RETIREWATCH_POLL_READER``:
+taking turns on one interpreter lock; the reading process spools what it read (:class:`_Spool`) rather than wait
+for the storing one to take it. It forks only when the process runs no other thread (``RETIREWATCH_POLL_READER``:
 ``auto``, ``process``, ``thread``), so a program that embeds a poll among threads reads on a thread. The service and
 tests, which have their database open, read on a thread once they hold the poll lock (:func:`run_poll`).
 """
@@ -21,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -256,26 +258,90 @@ class _ForkedReader:
         return self._requests
 
 
+# What the reading process holds, pickled, for a storing process that is busy (loading SQLAlchemy, creating the
+# schema, writing a subscription): about 380 bytes a deployment, so a 10,000-deployment estate is read ahead whole,
+# and a larger one in pieces of this size, memory staying flat.
+SPOOL_BYTES = 32 * 1024 * 1024
+
+
+class _StorerGone(Exception):
+    """The pipe to the storing process broke: nothing more can reach it."""
+
+
+class _Spool:
+    """Messages for the storing process, pickled at once and written to the pipe by a thread of their own, so
+    reading never waits for the storing process to take the last one (it only waits once ``limit`` bytes are held).
+    A pipe holds 64 KiB (one subscription or two) and reading stopped each time it was full: the storing process
+    starts late (its imports and the database) and stores at its own pace."""
+
+    def __init__(self, out: BinaryIO, limit: int = SPOOL_BYTES) -> None:
+        self._out, self._limit = out, limit
+        self._held: deque[bytes | None] = deque()
+        self._bytes = 0
+        self._error: OSError | None = None
+        self._changed = threading.Condition()
+        self._writer = threading.Thread(target=self._write, name="poll-spool", daemon=True)
+        self._writer.start()
+
+    def send(self, *message: object) -> None:
+        blob = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._changed:
+            while self._error is None and self._bytes and self._bytes + len(blob) > self._limit:
+                self._changed.wait()
+            if self._error is not None:
+                raise _StorerGone(self._error)
+            self._held.append(blob)
+            self._bytes += len(blob)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Wait until everything sent is written (raising why it could not be)."""
+        with self._changed:
+            self._held.append(None)
+            self._changed.notify_all()
+        self._writer.join()
+        if self._error is not None:
+            raise _StorerGone(self._error)
+
+    def _write(self) -> None:
+        while True:
+            with self._changed:
+                while not self._held:
+                    self._changed.wait()
+                blob = self._held.popleft()
+            if blob is None:
+                return
+            try:
+                self._out.write(blob)
+                self._out.flush()
+            except OSError as exc:  # the storing process is gone: nothing more can reach it
+                with self._changed:
+                    self._error = exc
+                    self._changed.notify_all()
+                return
+            with self._changed:
+                self._bytes -= len(blob)
+                self._changed.notify_all()
+
+
 def _read_into(out: BinaryIO, config: Config, credential: TokenCredential | None,
                usage: AnyUsagePlan | None) -> None:
-    def send(*message: object) -> None:
-        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
-
+    spool = _Spool(out)
     reader = _Reader(config, credential, usage)
     try:
         subscriptions, failure = reader.listed()
-        send("listed", subscriptions, failure)
+        spool.send("listed", subscriptions, failure)
         for inventory in reader:
-            send("inventory", inventory)
-    except BrokenPipeError:
+            spool.send("inventory", inventory)
+    except _StorerGone:
         raise
     except BaseException as exc:
-        send("error", f"{type(exc).__name__}: {exc}")
+        spool.send("error", f"{type(exc).__name__}: {exc}")
         raise
     finally:
         requests = reader.close()
-    send("done", requests)
+    spool.send("done", requests)
+    spool.close()
 
 
 def _receive_plan(plan_fd: int, deferred: DeferredUsagePlan) -> None:

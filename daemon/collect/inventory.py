@@ -1,18 +1,20 @@
 """Read the estate: subscriptions -> accounts -> deployments, and the catalog they run on.
 
-Concurrency is bounded by one thread pool (``azure.max_concurrency`` requests in flight at most). Work is split into
-leaf tasks that never wait on each other (one list call each, all its pages), coordinated from the calling thread,
-and each subscription is handed back as soon as its last task finishes, so memory holds only the subscriptions
-in flight, not the estate.
+Concurrency is bounded by one pool of threads (``azure.max_concurrency`` requests in flight at most). Work is split
+into leaf tasks that never wait on each other (one list call each, all its pages), coordinated from the calling
+thread, and each subscription is handed back as soon as its last task finishes, so memory holds only the
+subscriptions in flight, not the estate. The pool (``collect.pool``) runs the earliest subscription's tasks first,
+so subscriptions finish one after another from the start of the poll and storing starts at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from queue import SimpleQueue
@@ -32,6 +34,7 @@ from daemon.collect.parse import (
     parse_deployment,
     parse_location_model,
 )
+from daemon.collect.pool import RankedPool
 from daemon.collect.usage import USAGE_OPERATION, AnyUsagePlan, read_if_due
 from daemon.config import AzureConfig
 from daemon.records import (
@@ -148,9 +151,10 @@ class _ParsedCatalogs:
 class _SubscriptionWork:
     """The state of one subscription while its tasks run."""
 
-    def __init__(self, subscription: Subscription, reader: ArmReader) -> None:
+    def __init__(self, subscription: Subscription, reader: ArmReader, rank: int) -> None:
         self.inventory = SubscriptionInventory(subscription=subscription)
         self.reader = reader
+        self.rank = rank  # its place in the poll: the pool runs the tasks of earlier subscriptions first
         self.outstanding = 0
         self.account_models_checked = False
 
@@ -192,19 +196,20 @@ class InventoryCollector:
         pending: dict[Future[_Outcome], tuple[_SubscriptionWork, Callable[[_Outcome], None]]] = {}
         finished: SimpleQueue[Future[_Outcome]] = SimpleQueue()  # futures as they finish: O(1) per completion
         open_count = 0
-        with ThreadPoolExecutor(self._config.max_concurrency, thread_name_prefix="collect") as pool:
+        ranks = itertools.count()  # the earliest subscription's tasks first: subscriptions finish one after another
+        with RankedPool(self._config.max_concurrency, "collect") as pool:
 
             def submit(work: _SubscriptionWork, task: Callable[[], _Outcome],
                        then: Callable[[_Outcome], None]) -> None:
                 work.outstanding += 1
-                future = pool.submit(task)
+                future = pool.submit(work.rank, task)
                 pending[future] = (work, then)
                 future.add_done_callback(finished.put)
 
             while queue or pending:
                 while queue and open_count < max_open:
                     open_count += 1
-                    self._start(queue.popleft(), submit)
+                    self._start(queue.popleft(), next(ranks), submit)
                 future = finished.get()
                 work, then = pending.pop(future)
                 work.outstanding -= 1
@@ -228,10 +233,10 @@ class InventoryCollector:
                 self._reported.add(key)
                 work.inventory.failures.append(failure)
 
-    def _start(self, subscription: Subscription, submit: _Submit) -> None:
+    def _start(self, subscription: Subscription, rank: int, submit: _Submit) -> None:
         if self._reader is None:
             self._reader = self._clients.arm()
-        work = _SubscriptionWork(subscription, self._reader)
+        work = _SubscriptionWork(subscription, self._reader, rank)
         sub_id = work.subscription_id
         path = f"/subscriptions/{sub_id}{PROVIDER}/accounts"
         submit(work,

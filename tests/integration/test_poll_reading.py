@@ -1,0 +1,130 @@
+"""How the estate is read for a poll: subscriptions finish one after another, and the reading process never waits
+for the storing one (real ARM emulator over HTTPS, real pipes)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from daemon.collect.azure import AzureClients
+from daemon.collect.inventory import InventoryCollector
+from daemon.config import Config, parse_config
+from daemon.emulators.arm import ArmEmulator, load_scenario
+from daemon.poll import _read_into, _Spool, _StorerGone
+from tests.conftest import TODAY
+
+SUBSCRIPTIONS = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(40)]
+
+
+def estate(deployments: int) -> dict[str, Any]:
+    def deployment(n: int) -> dict[str, Any]:
+        return {"name": f"dep-{n:03d}", "sku": {"name": "GlobalStandard", "capacity": 10},
+                "properties": {"model": {"format": "OpenAI", "name": "gpt-4o", "version": "2024-11-20"},
+                               "versionUpgradeOption": "OnceNewDefaultVersionAvailable",
+                               "provisioningState": "Succeeded"}}
+
+    return {"locationModels": {"eastus": [{"kind": "OpenAI", "skuName": "S0", "model": {
+                "format": "OpenAI", "name": "gpt-4o", "version": "2024-11-20",
+                "deprecation": {"inference": "{{today+200}}T00:00:00Z"}}}]},
+            "subscriptions": [{"subscriptionId": sub, "displayName": f"sub {i}", "accounts": [
+                {"name": f"acct-{i}", "resourceGroup": "rg", "kind": "OpenAI", "location": "eastus",
+                 "deployments": [deployment(n) for n in range(deployments)]}]}
+                for i, sub in enumerate(SUBSCRIPTIONS)]}
+
+
+@pytest.fixture
+def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmEmulator]:
+    with ArmEmulator(load_scenario(estate(50), TODAY), page_size=100) as emulator:
+        for name, value in emulator.identity_env.items():
+            monkeypatch.setenv(name, value)
+        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+            monkeypatch.delenv(name, raising=False)
+        yield emulator
+
+
+def config_for(arm: ArmEmulator, **azure: Any) -> Config:
+    return parse_config({"azure": {"resource_manager_endpoint": arm.base_url, "ca_bundle": arm.ca_bundle_path,
+                                   "max_retries": 0, "timeout_seconds": 10, **azure},
+                         "usage": {"enabled": False}}, "<test>")
+
+
+def test_the_first_subscription_is_handed_on_before_the_others_are_read(arm: ArmEmulator) -> None:
+    """One worker, first-come order would list the accounts of every subscription it opened before finishing the
+    first; ranked by place, the first subscription is read whole first."""
+    config = config_for(arm, max_concurrency=1)
+    clients = AzureClients(config.azure)
+    collector = InventoryCollector(clients, config.azure)
+    inventories = collector.collect(collector.subscriptions())
+    try:
+        first = next(inventories)
+        assert first.subscription.subscription_id == SUBSCRIPTIONS[0]
+        assert first.failures == [] and len(first.deployments[first.accounts[0].id]) == 50  # type: ignore[index]
+        others = sum(arm.count(f"/subscriptions/{sub}/") for sub in SUBSCRIPTIONS[1:])
+        assert others <= 1, f"{others} requests for later subscriptions before the first was handed on"
+        assert [inventory.subscription.subscription_id for inventory in inventories] == SUBSCRIPTIONS[1:]
+    finally:
+        inventories.close()
+        clients.close()
+
+
+def test_reading_goes_on_while_the_storing_process_takes_nothing(arm: ArmEmulator) -> None:
+    """The pipe holds 64 KiB; the estate pickled is several times that. Nothing reads the pipe until every
+    request has been made: the reading side spools what it read instead of stopping."""
+    read_fd, write_fd = os.pipe()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as out:
+                _read_into(out, config_for(arm), None, None)
+        except BaseException as exc:
+            failures.append(exc)
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    expected = 1 + 2 * len(SUBSCRIPTIONS) + len(SUBSCRIPTIONS)  # subscriptions; accounts, deployments; catalogs
+    deadline = time.monotonic() + 60
+    while arm.count() < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert arm.count() == expected, "reading stopped while nobody took what it read"
+    messages = []
+    with os.fdopen(read_fd, "rb") as pipe:
+        while True:
+            try:
+                messages.append(pickle.load(pipe))
+            except EOFError:
+                break
+    reading.join(10)
+    assert not failures
+    assert [m[0] for m in messages] == ["listed", *["inventory"] * len(SUBSCRIPTIONS), "done"]
+    assert sum(len(m[1].deployments[m[1].accounts[0].id]) for m in messages[1:-1]) == 50 * len(SUBSCRIPTIONS)
+    assert messages[-1] == ("done", expected)
+    assert sum(len(pickle.dumps(m)) for m in messages) > 4 * 65536
+
+
+def test_a_full_spool_waits_and_a_closed_pipe_ends_the_reading() -> None:
+    read_fd, write_fd = os.pipe()
+    out = os.fdopen(write_fd, "wb")
+    spool = _Spool(out, limit=200_000)
+    blob = b"x" * 150_000
+    spool.send("one", blob)  # more than the pipe holds: the writer thread is stuck writing it
+    second = threading.Thread(target=spool.send, args=("two", blob), daemon=True)
+    second.start()
+    second.join(0.3)
+    assert second.is_alive(), "past the limit, send waits for the storing side"
+    with os.fdopen(read_fd, "rb") as pipe:
+        assert pickle.load(pipe) == ("one", blob)
+        second.join(10)
+        assert not second.is_alive()
+        assert pickle.load(pipe) == ("two", blob)
+    with pytest.raises(_StorerGone):  # the storing side is gone: the next message cannot reach it
+        for _ in range(3):
+            spool.send("three", blob)
+            time.sleep(0.1)
+    out.close()
