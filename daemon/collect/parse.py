@@ -203,8 +203,58 @@ def parse_account(raw: Any, subscription_id: str) -> Parsed[Account]:
     return Parsed(account, tuple(fields.issues))
 
 
+_EMPTY: Mapping[str, Any] = {}
+
+
 def parse_deployment(raw: Any, account: Account) -> Parsed[Deployment]:
     """One item of ``GET .../accounts/{account}/deployments``."""
+    return _deployment_as_usual(raw, account) or _deployment_carefully(raw, account)
+
+
+def _deployment_as_usual(raw: Any, account: Account) -> Parsed[Deployment] | None:
+    """The shape nearly every deployment has (an id and a name, every other field absent or of its JSON type), read
+    without the careful path's bookkeeping per field; None for anything else, which the careful path then reads and
+    reports. A large estate lists tens of thousands of deployments, and this is the reading process's own work."""
+    if raw.__class__ is not dict:
+        return None
+    arm_id, name = raw.get("id"), raw.get("name")
+    if arm_id.__class__ is not str or name.__class__ is not str or not arm_id.strip() or not name.strip():
+        return None
+    sku, properties = _block(raw, "sku"), _block(raw, "properties")
+    if sku is None or properties is None:
+        return None
+    model = _block(properties, "model")
+    if model is None:
+        return None
+    texts = (model.get("format"), model.get("name"), model.get("version"), model.get("publisher"),
+             model.get("source"), sku.get("name"), properties.get("versionUpgradeOption"),
+             properties.get("provisioningState"))
+    for value in texts:
+        if value is not None and value.__class__ is not str:
+            return None
+    capacity = sku.get("capacity")
+    if capacity is not None and capacity.__class__ is not int:
+        return None
+    model_format, model_name, version, publisher, source, sku_name, upgrade, state = (
+        value or None for value in texts)
+    return Parsed(Deployment(
+        id=arm_id, account_id=account.id, subscription_id=account.subscription_id,
+        resource_group=account.resource_group, account_name=account.name, location=account.location, name=name,
+        model_format=model_format, model_name=model_name, model_version=version, model_publisher=publisher,
+        model_source=source, sku_name=sku_name, sku_capacity=capacity, upgrade_option=upgrade,
+        provisioning_state=state))
+
+
+def _block(parent: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    """A nested object for the usual path: absent is empty; anything but an object is None (the careful path)."""
+    value = parent.get(key)
+    if value is None:
+        return _EMPTY
+    return value if value.__class__ is dict else None
+
+
+def _deployment_carefully(raw: Any, account: Account) -> Parsed[Deployment]:
+    """:func:`parse_deployment` field by field, each malformed field reported."""
     if not isinstance(raw, Mapping):
         raise ItemError(f"not an object: {_short(raw)}")
     arm_id = _identity(raw.get("id"))

@@ -15,6 +15,8 @@ from daemon.collect.parse import (
     FieldIssue,
     ItemError,
     ParseError,
+    _deployment_as_usual,
+    _deployment_carefully,
     as_date,
     item_label,
     merge_catalog,
@@ -345,3 +347,51 @@ def test_deployment_fields_and_absent_ones() -> None:
                           FieldIssue("sku.capacity", "not a whole number: True"))
     with pytest.raises(ItemError, match="no name or id"):
         parse_deployment({"sku": {"name": "Standard"}}, ACCOUNT)
+
+
+# -- the usual path for deployments reads exactly what the careful one reads ------------------------------------------
+
+def _deployment_variants() -> list[Any]:
+    """Microsoft's example deployment, then each field of it absent, empty, null or of another JSON type."""
+    base = example("ListDeployments.response.json")[0]
+    variants: list[Any] = [base, {"name": "bare"}, [], "deployment", None]
+    odd_values: list[Any] = [None, "", "  ", 0, 7, -3, True, False, 1.5, "12", [], ["x"], {}, {"a": 1}]
+    paths = [("id",), ("name",), ("sku",), ("sku", "name"), ("sku", "capacity"), ("properties",),
+             ("properties", "model"), ("properties", "model", "format"), ("properties", "model", "name"),
+             ("properties", "model", "version"), ("properties", "model", "publisher"),
+             ("properties", "model", "source"), ("properties", "versionUpgradeOption"),
+             ("properties", "provisioningState")]
+    for path in paths:
+        for value in [*odd_values, "absent"]:
+            variant = copy.deepcopy(base)
+            parent = variant
+            for key in path[:-1]:
+                parent = parent[key]
+            if value == "absent":
+                parent.pop(path[-1], None)
+            else:
+                parent[path[-1]] = value
+            variants.append(variant)
+    return variants
+
+
+@pytest.mark.parametrize("raw", _deployment_variants())
+def test_the_usual_path_reads_a_deployment_as_the_careful_one_does(raw: Any) -> None:
+    try:
+        expected: Any = _deployment_carefully(raw, ACCOUNT)
+    except ItemError as exc:
+        expected = exc.args
+    try:
+        got: Any = parse_deployment(raw, ACCOUNT)
+    except ItemError as exc:
+        got = exc.args
+    assert got == expected
+
+
+def test_microsofts_example_deployment_takes_the_usual_path() -> None:
+    raw = example("ListDeployments.response.json")[0]
+    usual = _deployment_as_usual(raw, ACCOUNT)
+    assert usual is not None and usual.issues == ()
+    assert (usual.record.name, usual.record.model_name, usual.record.model_version, usual.record.sku_name,
+            usual.record.sku_capacity, usual.record.upgrade_option) == ("deploymentName", "ada", "1", "Standard", 1,
+                                                                         None)
