@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Row, Table, bindparam, insert, select, update
@@ -315,8 +316,8 @@ class InventoryStore:
             self._sync_subscription(session, inventory.subscription, writes)
             accounts = {row.key: row for row in session.execute(
                 select(ACCOUNTS).where(ACCOUNTS.c.subscription_id == sub_id))}
-            deployments = _by_account(session.execute(
-                select(DEPLOYMENTS).where(DEPLOYMENTS.c.subscription_id == sub_id)))
+            deployments = _by_account(session.execute(  # all(): one fetch, not one per row
+                select(DEPLOYMENTS).where(DEPLOYMENTS.c.subscription_id == sub_id)).all())
             before = {key: self._before(row) for key, row in accounts.items()}
             if inventory.accounts is not None:
                 result.accounts = len(inventory.accounts)
@@ -430,10 +431,12 @@ class InventoryStore:
                 writes.event("deployment", key, "deployment_added", new=deployment.model_version)
                 changed = True
             else:
-                for field, kind in DEPLOYMENT_FIELD_EVENTS.items():
-                    if field in values and mapping[field] != values[field]:
-                        writes.event("deployment", key, kind, field, mapping[field], values[field])
-                changed = any(mapping[field] != value for field, value in values.items())
+                fields = _fields_of(values)
+                changed = fields(mapping) != fields(values)
+                if changed:
+                    for field, kind in DEPLOYMENT_FIELD_EVENTS.items():
+                        if field in values and mapping[field] != values[field]:
+                            writes.event("deployment", key, kind, field, mapping[field], values[field])
             if changed or values["account_key"] in partial:  # a partly listed account is missed, not its listed
                 writes.update(DEPLOYMENTS, "key", key, {**values, "last_seen": now, "removed_at": None})
         for account_key in listed_accounts:
@@ -496,6 +499,18 @@ def _by_account(rows: Iterable[Row[Any]]) -> dict[str, list[Row[Any]]]:
 
 def _tags(tags: Mapping[str, str] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((tags or {}).items()))
+
+
+_GETTERS: dict[int, itemgetter[Any]] = {}  # a values dict's length -> a getter of its fields, in its order
+
+
+def _fields_of(values: dict[str, Any]) -> itemgetter[Any]:
+    """A getter of ``values``' fields: a deployment's values come in two shapes (with and without the catalog
+    facts), and one tuple comparison tells the usual re-poll (nothing changed) from a change."""
+    getter = _GETTERS.get(len(values))
+    if getter is None:
+        getter = _GETTERS[len(values)] = itemgetter(*values)
+    return getter
 
 
 def _deployment_values(observation: DeploymentObservation) -> dict[str, Any]:
