@@ -26,6 +26,7 @@ from daemon.report import status_rows
 from daemon.store import queries
 from daemon.store.schema import CatalogModelRow, DeploymentRow
 from tests.conftest import TODAY
+from tests.integration.world import sign_in_to
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "azure-examples"
 SUB = "5a7c0f10-0000-4000-8000-00000000e001"
@@ -73,10 +74,7 @@ def scenario() -> dict[str, Any]:
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmEmulator]:
     with ArmEmulator(scenario(), page_size=2) as emulator:
-        for name, value in emulator.identity_env.items():
-            monkeypatch.setenv(name, value)
-        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
-            monkeypatch.delenv(name, raising=False)
+        sign_in_to(emulator, monkeypatch)
         yield emulator
 
 

@@ -23,6 +23,7 @@ from daemon.poll import run_poll
 from daemon.store import queries
 from daemon.store.schema import CatalogModelRow, DeploymentRow, EventRow, SubscriptionRow
 from tests.conftest import TODAY
+from tests.integration.world import sign_in_to
 
 SUB_A, SUB_B, SUB_C = ("aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002",
                        "cccccccc-0000-0000-0000-000000000003")
@@ -82,10 +83,7 @@ ESTATE: dict[str, Any] = {
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmEmulator]:
     with ArmEmulator(load_scenario(ESTATE, TODAY), page_size=2) as emulator:
-        for name, value in emulator.identity_env.items():
-            monkeypatch.setenv(name, value)
-        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
-            monkeypatch.delenv(name, raising=False)
+        sign_in_to(emulator, monkeypatch)
         yield emulator
 
 

@@ -18,6 +18,7 @@ from daemon.config import Config, parse_config
 from daemon.emulators.arm import ArmEmulator, load_scenario
 from daemon.poll import _read_into, _Spool, _StorerGone
 from tests.conftest import TODAY
+from tests.integration.world import sign_in_to
 
 SUBSCRIPTIONS = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(40)]
 
@@ -36,14 +37,6 @@ def estate(deployments: int) -> dict[str, Any]:
                 {"name": f"acct-{i}", "resourceGroup": "rg", "kind": "OpenAI", "location": "eastus",
                  "deployments": [deployment(n) for n in range(deployments)]}]}
                 for i, sub in enumerate(SUBSCRIPTIONS)]}
-
-
-def sign_in_to(emulator: ArmEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """DefaultAzureCredential finds the emulator's managed identity endpoint, and nothing before it."""
-    for name, value in emulator.identity_env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

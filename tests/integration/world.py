@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+import pytest
 from azure.identity import ManagedIdentityCredential
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.clock import FixedClock
 from daemon.config import Config, parse_config
-from daemon.emulators.arm import ArmEmulator
+from daemon.emulators.arm import IDENTITY_ENV_CONFLICTS, ArmEmulator
 from daemon.emulators.slack import Message, SlackEmulator
 from daemon.notify.run import NotifyReport, run_notify
 from daemon.notify.slack import SlackClient
@@ -90,6 +91,14 @@ class World:
 
 def payload(message: Message) -> dict[str, Any]:
     return dict((message.metadata or {}).get("event_payload") or {})
+
+
+def sign_in_to(arm: ArmEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DefaultAzureCredential finds the emulator's managed identity endpoint, and no other source before it."""
+    for name in IDENTITY_ENV_CONFLICTS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in arm.identity_env.items():
+        monkeypatch.setenv(name, value)
 
 
 def world_config(arm: ArmEmulator, slack: SlackEmulator, url: str, **extra: Any) -> Config:
