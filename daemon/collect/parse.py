@@ -217,8 +217,8 @@ def _deployment_as_usual(raw: Any, account: Account) -> Parsed[Deployment] | Non
     reports. A large estate lists tens of thousands of deployments, and this is the reading process's own work."""
     if raw.__class__ is not dict:
         return None
-    arm_id, name = raw.get("id"), raw.get("name")
-    if arm_id.__class__ is not str or name.__class__ is not str or not arm_id.strip() or not name.strip():
+    arm_id, name = _identity(raw.get("id")), _identity(raw.get("name"))
+    if arm_id is None or name is None:
         return None
     sku, properties = _block(raw, "sku"), _block(raw, "properties")
     if sku is None or properties is None:

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-_STOP = 1 << 62  # ranks below this are tasks; a worker that takes this rank ends
+_STOP = 1 << 62  # the rank of the stop markers: after every task
 
 
 class RankedPool:
@@ -39,8 +39,8 @@ class RankedPool:
 
     def _work(self) -> None:
         while True:
-            rank, _, fn, future = self._tasks.get()
-            if rank >= _STOP or fn is None or future is None:
+            _, _, fn, future = self._tasks.get()
+            if fn is None or future is None:  # a stop marker
                 return
             if not future.set_running_or_notify_cancel():
                 continue
