@@ -3,11 +3,12 @@
 The estate is read on a thread of its own (:class:`_Reader`) into a short queue, while this thread stores one
 subscription after another. ``retirewatch poll`` starts reading before it even loads the database machinery
 (:func:`run_poll_reading_first`), and on Linux reads in a forked child process (:class:`_ForkedReader`), so that
-reading and parsing run on one core while loading SQLAlchemy and Alembic and writing run on another, instead of
-taking turns on one interpreter lock; the reading process spools what it read (:class:`_Spool`) rather than wait
-for the storing one to take it. It forks only when the process runs no other thread (``RETIREWATCH_POLL_READER``:
-``auto``, ``process``, ``thread``), so a program that embeds a poll among threads reads on a thread. The service and
-tests, which have their database open, read on a thread once they hold the poll lock (:func:`run_poll`).
+importing the Azure SDK, reading and parsing run on one core while loading SQLAlchemy and writing run on another,
+instead of taking turns on one interpreter lock (this module loads the SDK only where the estate is read); the
+reading process spools what it read (:class:`_Spool`) rather than wait for the storing one to take it. It forks
+only when the process runs no other thread (``RETIREWATCH_POLL_READER``: ``auto``, ``process``, ``thread``), so a
+program that embeds a poll among threads reads on a thread. The service and tests, which have their database open,
+read on a thread once they hold the poll lock (:func:`run_poll`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from daemon.clock import Clock
-from daemon.collect.azure import AzureClients
-from daemon.collect.inventory import CollectError, InventoryCollector
 from daemon.collect.usage import AnyUsagePlan, DeferredUsagePlan, UsagePlan
 from daemon.config import Config
 from daemon.lifecycle import CatalogIndex, deployment_retirement
 from daemon.records import DeploymentObservation, Failure, Subscription, SubscriptionInventory, location_scope
 
-if TYPE_CHECKING:  # the store loads SQLAlchemy and Alembic: only once the estate is being read
+if TYPE_CHECKING:  # the store loads SQLAlchemy and Alembic: only once the estate is being read; the Azure SDK
+    # only where the estate is read (the reading process, or a reading thread)
     from azure.core.credentials import TokenCredential
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,6 +103,9 @@ class _Reader:
 
     def __init__(self, config: Config, credential: TokenCredential | None,
                  usage: AnyUsagePlan | None = None) -> None:
+        from daemon.collect.azure import AzureClients
+        from daemon.collect.inventory import InventoryCollector
+
         self.clients = AzureClients(config.azure, credential)
         self._usage = usage
         self._collector = InventoryCollector(self.clients, config.azure, usage=usage)
@@ -116,6 +119,8 @@ class _Reader:
         self._thread.start()
 
     def _run(self) -> None:
+        from daemon.collect.inventory import CollectError
+
         try:
             try:
                 self._subscriptions = self._collector.subscriptions()

@@ -25,10 +25,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from daemon.collect.azure import ArmReader
 from daemon.records import AccountUsage, DailyUsage
+
+if TYPE_CHECKING:  # the storing side plans usage without loading the Azure SDK (the reading side has it)
+    from daemon.collect.azure import ArmReader
 
 log = logging.getLogger(__name__)
 
