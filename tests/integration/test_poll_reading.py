@@ -75,6 +75,57 @@ def test_the_first_subscription_is_handed_on_before_the_others_are_read(monkeypa
             clients.close()
 
 
+def test_a_bug_in_a_task_reaches_the_caller_instead_of_hanging_the_poll(arm: ArmEmulator,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outcomes are taken in on the workers: an error that is not Azure's (a bug in parsing) must still end
+    the collection with that error, not leave the caller waiting for a subscription that never finishes."""
+    import daemon.collect.inventory as inventory_module
+
+    def broken(raw: Any, **_: Any) -> Any:
+        raise RuntimeError("a bug in parsing")
+
+    monkeypatch.setattr(inventory_module, "parse_deployment", broken)
+    config = config_for(arm)
+    clients = AzureClients(config.azure)
+    collector = InventoryCollector(clients, config.azure)
+    outcome: list[BaseException | None] = []
+
+    def collect() -> None:
+        try:
+            list(collector.collect(collector.subscriptions()))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reading = threading.Thread(target=collect, daemon=True)
+    reading.start()
+    reading.join(30)
+    clients.close()
+    assert not reading.is_alive(), "the collection hung after a task raised"
+    assert isinstance(outcome[0], RuntimeError) and str(outcome[0]) == "a bug in parsing"
+
+
+def test_closing_the_collection_early_starts_no_more_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller stops after the first subscription (a poll asked to stop). With one worker, the second
+    subscription's account list is in flight then: it finishes, but the deployment and catalog lists it would
+    start are not started, and nothing more reaches Azure."""
+    with ArmEmulator(load_scenario(estate(5), TODAY), latency=0.1) as arm:
+        sign_in_to(arm, monkeypatch)
+        config = config_for(arm, max_concurrency=1)
+        clients = AzureClients(config.azure)
+        collector = InventoryCollector(clients, config.azure)
+        inventories = collector.collect(collector.subscriptions())
+        try:
+            next(inventories)
+            before = arm.count()
+            inventories.close()  # waits for the list in flight (it may reach Azure only now)
+            time.sleep(0.3)
+            after = arm.count() - before
+            assert after <= 1, f"{after} requests after the close: more than the one in flight"
+        finally:
+            clients.close()
+
+
 def test_reading_goes_on_while_the_storing_process_takes_nothing(arm: ArmEmulator) -> None:
     """The pipe holds 64 KiB; the estate pickled is several times that. Nothing reads the pipe until every
     request has been made: the reading side spools what it read instead of stopping."""
