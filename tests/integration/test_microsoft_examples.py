@@ -1,7 +1,8 @@
 """Microsoft's own example responses (tests/data/azure-examples, from the Microsoft.CognitiveServices REST spec,
 2025-09-01) served verbatim by the ARM emulator for one region and one account, polled through the real pipeline
 (DefaultAzureCredential, the azure-core pipeline, the store) on SQLite and PostgreSQL; the stored catalog is checked
-field by field against what the JSON says."""
+field by field against what the JSON says. Microsoft's ListDeployments example (2025-10-01-preview, with fields newer
+than the API version read) goes through the same pipeline as an account's whole deployment list."""
 
 from __future__ import annotations
 
@@ -268,3 +269,49 @@ def test_status_on_microsofts_examples(arm: ArmEmulator, sessions: sessionmaker[
         rows = status_rows(queries.current_deployments(session), queries.catalog(session), day)
     got = {r.deployment: tuple(getattr(r, column) for column in STATUS_COLUMNS) for r in rows}
     assert got == EXPECTED_STATUS[day]
+
+
+def listed_deployments_scenario() -> dict[str, Any]:
+    """Microsoft's ListDeployments example as an account's whole deployment list, beside the region's example
+    catalog (which lists its model, ada 1)."""
+    return load_scenario({
+        "locationModels": {"eastus": example("ListLocationModels.response.json")},
+        "subscriptions": [{"subscriptionId": SUB, "displayName": "examples", "accounts": [
+            {"name": "accountName", "resourceGroup": "resourceGroupName", "kind": "OpenAI", "location": "eastus",
+             "deployments": example("ListDeployments.response.json")}]}],
+    }, TODAY)
+
+
+# ada 1 retired on 2024-06-14 (deprecation.inference, "Planned"; its only SKU date is the "no date" sentinel), with
+# no replacement and no default version of ada in the catalog: on the Standard SKU with no versionUpgradeOption
+# (Azure then upgrades at expiry, where it has something to upgrade to) it is an outage that has struck.
+EXAMPLE_DEPLOYMENT_STATUS = {
+    date(2025, 1, 15): row("outage", "2024-06-14", "inference", "confirmed", "2024-06-14", -215, True,
+                           "legacy: retirement coming", fine_tune="2024-06-14"),
+    TODAY: row("outage", "2024-06-14", "inference", "confirmed", "2024-06-14", -894, True,
+               "legacy: retirement coming", fine_tune="2024-06-14"),
+}
+
+
+def test_microsofts_list_deployments_example_through_the_pipeline(monkeypatch: pytest.MonkeyPatch,
+                                                                  sessions: sessionmaker[Session], database_url: str,
+                                                                  clock: FixedClock) -> None:
+    with ArmEmulator(listed_deployments_scenario()) as arm:
+        sign_in_to(arm, monkeypatch)
+        report = poll(arm, database_url, clock, sessions)
+    assert report.ok, report.failures
+    assert (report.accounts, report.deployments) == (1, 1)
+    with sessions() as session:
+        stored = session.scalars(select(DeploymentRow)).one()
+        rows = {day: status_rows(queries.current_deployments(session), queries.catalog(session), day)
+                for day in EXAMPLE_DEPLOYMENT_STATUS}
+    item = example("ListDeployments.response.json")[0]
+    assert (stored.name, stored.model_format, stored.model_name, stored.model_version, stored.sku_name,
+            stored.sku_capacity, stored.provisioning_state, stored.upgrade_option) == (
+        item["name"], "OpenAI", "ada", "1", "Standard", 1, "Succeeded", None)
+    assert stored.arm_id.endswith("/resourceGroups/resourceGroupName/providers/Microsoft.CognitiveServices/"
+                                  "accounts/accountName/deployments/deploymentName")
+    for day, expected in EXAMPLE_DEPLOYMENT_STATUS.items():
+        (only,) = rows[day]
+        assert (only.deployment, tuple(getattr(only, column) for column in STATUS_COLUMNS)) == (
+            "deploymentName", expected), day
