@@ -25,12 +25,12 @@ one fills in where the catalog has no date. A date on or before today has struck
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 
 from daemon.lifecycle.catalog import CatalogIndex
-from daemon.lifecycle.curated import DateConflict, Dated
+from daemon.lifecycle.curated import DateConflict, Dated, table_name
 from daemon.lifecycle.scope import ScopeOverrides, UpdateScope, classify_update, is_downgrade
 from daemon.lifecycle.skus import SkuFamily, azure_upgrades, family_level, sku_family
 from daemon.lifecycle.words import is_retired, lifecycle_words, retirement_announced
@@ -161,13 +161,17 @@ def replacement_of(deployment: Deployment, model: CatalogModel | None,
 def refuse_replacement(deployment: Deployment, retirement: date | None, target_model: str, target_version: str | None,
                        catalog: CatalogIndex) -> str | None:
     """Why ``target`` cannot be what the deployment moves to, or None: a replacement is never older than the
-    deployed version and never retires before it."""
+    deployed version and never retires before it (by the catalog, or by a curated row that would date the
+    deployment once moved: same SKU, same region)."""
     if is_downgrade(deployment.model_version, target_version, from_name=deployment.model_name, to_name=target_model):
         return f"{target_model} {target_version} is older than the deployed {deployment.model_version}"
     target = catalog.find_model(deployment, deployment.model_format, target_model, target_version)
-    target_retires, _ = retirement_of(deployment.sku_name, target)
-    if target_retires is not None and retirement is not None and target_retires < retirement:
-        return f"{target_model} {target_version} retires first, on {target_retires}"
+    catalog_day, source = retirement_of(deployment.sku_name, target)
+    moved = replace(deployment, model_name=target_model, model_version=target_version)
+    target_retires = curated_retirement(moved, catalog, catalog_day, source)
+    if target_retires.day is not None and retirement is not None and target_retires.day < retirement:
+        where = f" ({table_name(target_retires.curated.source)})" if target_retires.curated else ""
+        return f"{target_model} {target_version} retires first, on {target_retires.day}{where}"
     return None
 
 

@@ -4,6 +4,7 @@ where each date comes from, when catalog and table conflict, and how the rows ar
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -192,6 +193,33 @@ def test_a_curated_date_ends_a_pending_retirement() -> None:
     assert assess(dep(), CatalogIndex([legacy]), TODAY).date_pending
     dated = assess(dep(), CatalogIndex([legacy], CuratedDates([row(date(2026, 6, 30))])), TODAY)
     assert not dated.date_pending and dated.strikes_on == date(2026, 6, 30) and dated.date_conflict is None
+
+
+@pytest.mark.parametrize(
+    ("target_row", "refused"),
+    [
+        (row(date(2026, 9, 30), model="gpt-4.1", version="2025-04-14"), True),  # the table retires it first
+        (row(date(2026, 9, 30), model="gpt-4.1", version="*", sku="Standard", region="East US"), True),
+        (row(date(2027, 3, 31), model="gpt-4.1", version="2025-04-14"), False),  # later: a fine target
+        (row(date(2026, 9, 30), model="gpt-4.1", version="2025-04-14", sku="provisioned"), False),  # another SKU
+        (row(date(2026, 9, 30), model="gpt-4.1", version="2025-04-14", region="westeurope"), False),
+    ],
+)
+def test_a_replacement_the_table_retires_first_is_refused(target_row: CuratedDate, refused: bool) -> None:
+    """The catalog names gpt-4.1 2025-04-14 as the replacement and gives it no date; a curated row that would
+    date the deployment once moved there (same SKU and region) and falls before the deployment's own retirement
+    makes it no replacement: Azure's upgrade would land on a model that is gone first."""
+    deployed = replace(catalog(date(2026, 12, 31)), replacement_model="gpt-4.1", replacement_version="2025-04-14")
+    target = catalog(None, name="gpt-4.1", version="2025-04-14")
+    assessment = assess(dep(option="OnceCurrentVersionExpired"),
+                        CatalogIndex([deployed, target], CuratedDates([target_row])), TODAY)
+    if not refused:
+        assert (assessment.consequence, assessment.replacement_model) == (Consequence.FORCED_UPGRADE, "gpt-4.1")
+        return
+    assert (assessment.consequence, assessment.replacement_model) == (Consequence.OUTAGE, None)
+    assert assessment.replacement_refused == ("gpt-4.1 2025-04-14 retires first, on 2026-09-30 "
+                                              "(Microsoft's retirement table)")
+    assert assessment.retirement_date == date(2026, 12, 31), "the deployment's own date is the catalog's"
 
 
 def test_a_later_curated_date_does_not_revive_a_model_the_catalog_calls_retired() -> None:
