@@ -3,11 +3,12 @@ for the storing one (real ARM emulator over HTTPS, real pipes)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from daemon.collect.inventory import InventoryCollector
 from daemon.config import Config, parse_config
 from daemon.emulators.arm import ArmEmulator, load_scenario
 from daemon.poll import _read_into, _Spool, _StorerGone
+from daemon.records import SubscriptionInventory
 from tests.conftest import TODAY
 from tests.integration.world import sign_in_to
 
@@ -52,11 +54,11 @@ def config_for(arm: ArmEmulator, **azure: Any) -> Config:
                          "usage": {"enabled": False}}, "<test>")
 
 
-def test_the_first_subscription_is_handed_on_before_the_others_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One worker, four subscriptions open at once: first-come order lists the accounts of all four before the first
-    one's deployments; ranked by place, the first subscription is read whole first. (At most one task of a later
-    subscription slips in: the worker that lists the first one's accounts takes the next task before the first
-    one's deployment lists are queued. Every answer takes 0.1 s, so nothing else can.)"""
+@contextlib.contextmanager
+def one_worker_collection(monkeypatch: pytest.MonkeyPatch
+                          ) -> Iterator[tuple[ArmEmulator, Generator[SubscriptionInventory, None, None]]]:
+    """The estate of 40 subscriptions read by one worker from an emulator that takes 0.1 s per answer (so the
+    order of requests is the pool's, not the machine's), as the collector's generator."""
     with ArmEmulator(load_scenario(estate(5), TODAY), latency=0.1) as arm:
         sign_in_to(arm, monkeypatch)
         config = config_for(arm, max_concurrency=1)
@@ -64,15 +66,24 @@ def test_the_first_subscription_is_handed_on_before_the_others_are_read(monkeypa
         collector = InventoryCollector(clients, config.azure)
         inventories = collector.collect(collector.subscriptions())
         try:
-            first = next(inventories)
-            others = sum(arm.count(f"/subscriptions/{sub}/") for sub in SUBSCRIPTIONS[1:])
-            assert first.subscription.subscription_id == SUBSCRIPTIONS[0]
-            assert first.failures == [] and len(first.deployments[first.accounts[0].id]) == 5  # type: ignore[index]
-            assert others <= 1, f"{others} requests for later subscriptions before the first was handed on"
-            assert next(inventories).subscription.subscription_id == SUBSCRIPTIONS[1]
+            yield arm, inventories
         finally:
             inventories.close()
             clients.close()
+
+
+def test_the_first_subscription_is_handed_on_before_the_others_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker, four subscriptions open at once: first-come order lists the accounts of all four before the first
+    one's deployments; ranked by place, the first subscription is read whole first. (At most one task of a later
+    subscription slips in: the worker that lists the first one's accounts takes the next task before the first
+    one's deployment lists are queued. Every answer takes 0.1 s, so nothing else can.)"""
+    with one_worker_collection(monkeypatch) as (arm, inventories):
+        first = next(inventories)
+        others = sum(arm.count(f"/subscriptions/{sub}/") for sub in SUBSCRIPTIONS[1:])
+        assert first.subscription.subscription_id == SUBSCRIPTIONS[0]
+        assert first.failures == [] and len(first.deployments[first.accounts[0].id]) == 5  # type: ignore[index]
+        assert others <= 1, f"{others} requests for later subscriptions before the first was handed on"
+        assert next(inventories).subscription.subscription_id == SUBSCRIPTIONS[1]
 
 
 def test_a_bug_in_a_task_reaches_the_caller_instead_of_hanging_the_poll(arm: ArmEmulator,
@@ -109,21 +120,13 @@ def test_closing_the_collection_early_starts_no_more_requests(monkeypatch: pytes
     """The caller stops after the first subscription (a poll asked to stop). With one worker, the second
     subscription's account list is in flight then: it finishes, but the deployment and catalog lists it would
     start are not started, and nothing more reaches Azure."""
-    with ArmEmulator(load_scenario(estate(5), TODAY), latency=0.1) as arm:
-        sign_in_to(arm, monkeypatch)
-        config = config_for(arm, max_concurrency=1)
-        clients = AzureClients(config.azure)
-        collector = InventoryCollector(clients, config.azure)
-        inventories = collector.collect(collector.subscriptions())
-        try:
-            next(inventories)
-            before = arm.count()
-            inventories.close()  # waits for the list in flight (it may reach Azure only now)
-            time.sleep(0.3)
-            after = arm.count() - before
-            assert after <= 1, f"{after} requests after the close: more than the one in flight"
-        finally:
-            clients.close()
+    with one_worker_collection(monkeypatch) as (arm, inventories):
+        next(inventories)
+        before = arm.count()
+        inventories.close()  # waits for the list in flight (it may reach Azure only now)
+        time.sleep(0.3)
+        after = arm.count() - before
+        assert after <= 1, f"{after} requests after the close: more than the one in flight"
 
 
 def test_reading_goes_on_while_the_storing_process_takes_nothing(arm: ArmEmulator) -> None:
