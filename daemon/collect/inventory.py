@@ -1,10 +1,11 @@
 """Read the estate: subscriptions -> accounts -> deployments, and the catalog they run on.
 
 Concurrency is bounded by one pool of threads (``azure.max_concurrency`` requests in flight at most). Work is split
-into leaf tasks that never wait on each other (one list call each, all its pages), coordinated from the calling
-thread, and each subscription is handed back as soon as its last task finishes, so memory holds only the
-subscriptions in flight, not the estate. The pool (``collect.pool``) runs the earliest subscription's tasks first,
-so subscriptions finish one after another from the start of the poll and storing starts at once.
+into leaf tasks that never wait on each other (one list call each, all its pages); the worker that finishes one takes
+its outcome in and submits what it enables, under one lock, and each subscription is handed back to the calling
+thread as soon as its last task finishes, so memory holds only the subscriptions in flight, not the estate. The
+pool (``collect.pool``) runs the earliest subscription's tasks first, so subscriptions finish one after another
+from the start of the poll and storing starts at once.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ class InventoryCollector:
                 with lock:
                     closing = True
 
-    # -- the steps of one subscription (tasks run on the pool; the ``_listed`` steps on the calling thread) ------
+    # -- the steps of one subscription (tasks run on the pool; the ``_listed`` steps after them, holding the lock) -
 
     def _report(self, work: _SubscriptionWork, outcome: _Outcome) -> None:
         """Add the outcome's failures to the subscription; item and field reports only the first time this poll
