@@ -25,8 +25,9 @@ from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 
 from daemon.emulators import scenario as estate_tools
-from daemon.emulators.arm import IDENTITY_ENV_CONFLICTS, ArmEmulator, ScenarioError, demo_estate, load_scenario
+from daemon.emulators.arm import ArmEmulator, ScenarioError, demo_estate, load_scenario
 from tests.conftest import TODAY
+from tests.integration.world import sign_in_to
 
 SUB_A, SUB_B = "aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002"
 
@@ -76,20 +77,13 @@ def running() -> Iterator[ArmEmulator]:
         yield emulator
 
 
-def use_identity_endpoint(arm: ArmEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in IDENTITY_ENV_CONFLICTS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in arm.identity_env.items():
-        monkeypatch.setenv(name, value)
-
-
 @pytest.fixture
 def arm(running: ArmEmulator, monkeypatch: pytest.MonkeyPatch) -> ArmEmulator:
     """One emulator for the module (starting and stopping costs ~0.5 s), reset for every test."""
     running.scenario = load_scenario(ESTATE, TODAY)
     running.reset_faults()
     running.clear_requests()
-    use_identity_endpoint(running, monkeypatch)
+    sign_in_to(running, monkeypatch)
     return running
 
 
@@ -358,7 +352,7 @@ def test_faults_count_down_only_when_they_act(arm: ArmEmulator) -> None:
 def test_every_answer_carries_request_id_and_remaining_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     with ArmEmulator(load_scenario(ESTATE, TODAY), read_capacity=3, read_refill_per_second=0.5,
                      throttle_when_exhausted=True) as arm:
-        use_identity_endpoint(arm, monkeypatch)
+        sign_in_to(arm, monkeypatch)
         path = f"/subscriptions/{SUB_A}/providers/Microsoft.CognitiveServices/accounts?api-version=2025-09-01"
         unauthorized = raw_get(arm, path)
         assert unauthorized.headers["x-ms-request-id"] and "x-ms-ratelimit-remaining-subscription-reads" in \

@@ -34,13 +34,14 @@ from slack_sdk import WebClient
 from daemon.cli import EXIT_USAGE
 from daemon.clock import FixedClock
 from daemon.config import ENV_CONFIG, ENV_DATABASE_URL, Config, load_config, parse_config
-from daemon.emulators.arm import IDENTITY_ENV_CONFLICTS, ArmEmulator, RecordedRequest, demo_estate
+from daemon.emulators.arm import ArmEmulator, RecordedRequest, demo_estate
 from daemon.notify.slack import ENV_TOKEN
 from daemon.poll import run_poll
 from daemon.service.http import HealthServer, health_app
 from daemon.service.metrics import build_registry
 from daemon.service.schedule import Readiness
 from daemon.store import database
+from tests.integration.world import sign_in_to
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -559,10 +560,7 @@ def demo_poll(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPoll]:
     url = f"sqlite:///{tmp_path_factory.mktemp('deploy') / 'retirewatch.sqlite'}"
     try:
         with ArmEmulator(demo_estate(now.date())) as arm:
-            for name in IDENTITY_ENV_CONFLICTS:
-                patch.delenv(name, raising=False)
-            for name, value in arm.identity_env.items():
-                patch.setenv(name, value)
+            sign_in_to(arm, patch)
             config = parse_config({"database": {"url": url},
                                    "azure": {"resource_manager_endpoint": arm.base_url,
                                              "ca_bundle": arm.ca_bundle_path}}, "<deploy test>")
