@@ -501,15 +501,16 @@ def _tags(tags: Mapping[str, str] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((tags or {}).items()))
 
 
-_GETTERS: dict[int, itemgetter[Any]] = {}  # a values dict's length -> a getter of its fields, in its order
+_GETTERS: dict[tuple[str, ...], itemgetter[Any]] = {}  # a values dict's keys -> a getter of those fields
 
 
 def _fields_of(values: dict[str, Any]) -> itemgetter[Any]:
     """A getter of ``values``' fields: a deployment's values come in two shapes (with and without the catalog
     facts), and one tuple comparison tells the usual re-poll (nothing changed) from a change."""
-    getter = _GETTERS.get(len(values))
+    keys = tuple(values)
+    getter = _GETTERS.get(keys)
     if getter is None:
-        getter = _GETTERS[len(values)] = itemgetter(*values)
+        getter = _GETTERS[keys] = itemgetter(*keys)
     return getter
 
 
