@@ -61,6 +61,9 @@ class Service:
         self.stop = threading.Event()
         self.registry, self.metrics = build_registry(work.config, work.clock, work.sessions)
         self._lock = threading.Lock()
+        # Held while a job is checked against ``stop`` and handed to the scheduler: shutdown() takes it once ``stop``
+        # is set, after which no job can be added. Never taken inside the scheduler's locks or by its listeners.
+        self._adding = threading.Lock()
         self._running: set[str] = set()  # dispatched (a second dispatch waits until it is done)
         self._started: set[str] = set()  # running on a worker thread now
         self.abandoned: list[str] = []  # jobs still running when shutdown() gave up waiting for them
@@ -147,18 +150,19 @@ class Service:
         return held is not None and lease.fence(session, self.replica_id, held.epoch)
 
     def _dispatch(self, job_id: str, argument: Any, now: datetime) -> None:
-        with self._lock:
-            if job_id in self._running or self.stop.is_set():
-                return
-            self._running.add(job_id)
-        self._note_missed(job_id, argument, now)
-        try:
-            self.scheduler.add_job(self._run, args=(job_id, argument), id=job_id, name=job_id,
-                                   replace_existing=True, coalesce=True, max_instances=1,
-                                   misfire_grace_time=int(MISFIRE_GRACE.total_seconds()))
-        except Exception:
-            self._done(job_id)
-            raise
+        with self._adding:
+            with self._lock:
+                if job_id in self._running or self.stop.is_set():
+                    return
+                self._running.add(job_id)
+            self._note_missed(job_id, argument, now)
+            try:
+                self.scheduler.add_job(self._run, args=(job_id, argument), id=job_id, name=job_id,
+                                       replace_existing=True, coalesce=True, max_instances=1,
+                                       misfire_grace_time=int(MISFIRE_GRACE.total_seconds()))
+            except Exception:
+                self._done(job_id)
+                raise
 
     def _note_missed(self, job_id: str, argument: Any, now: datetime) -> None:
         if job_id == "digest":
@@ -307,7 +311,7 @@ class Service:
         (:meth:`run_until_signalled` exits without joining them). Never ends the process itself."""
         self.stop.set()
         grace = self.work.config.service.shutdown_grace_seconds
-        self.scheduler.shutdown(wait=False)
+        self._stop_scheduler()
         deadline = time.monotonic() + max(0.5, grace - 1.0)
         with self._lock:
             running = sorted(self._started)
@@ -329,6 +333,21 @@ class Service:
         else:
             log.info("stopped", extra={"event": "stopped"})
         return 0
+
+    def _stop_scheduler(self) -> None:
+        """Shut the scheduler down with no job left to start. APScheduler 3's ``shutdown()`` marks the scheduler
+        stopped and shuts its executor down *before* its thread's last pass over the due jobs, so a job that fell
+        due just then (a ``deliver`` dispatched by the last tick) is submitted to a closed executor ("Error
+        submitting job", logged with a traceback) and, being a one-shot job, its removal raises ``JobLookupError``
+        and kills the scheduler thread with another. So: no more jobs are added (``stop`` is set; an addition in
+        progress finishes), processing pauses, a pass in progress is waited out (``remove_all_jobs`` takes the job
+        stores' lock that every pass holds), every job is removed, and only then is the scheduler shut down."""
+        with self._adding:
+            pass
+        if self.scheduler.running:  # started and not shut down yet (a paused scheduler is running)
+            self.scheduler.pause()
+            self.scheduler.remove_all_jobs()
+            self.scheduler.shutdown(wait=False)
 
     def _leave(self) -> None:
         """Give the lease up (another replica takes over at once, not at expiry) and say this replica stopped."""

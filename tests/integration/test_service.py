@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.jobstores.memory import MemoryJobStore
 from azure.identity import ManagedIdentityCredential
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
@@ -400,6 +401,51 @@ def test_shutdown_gives_up_on_a_stuck_job_after_the_grace_and_leaves_the_process
     while running() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running()
+
+
+class _HeldStore(MemoryJobStore):
+    """A job store whose scheduler pass stops, once it has found ``deliver`` due, until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_pass, self.release = threading.Event(), threading.Event()
+
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        due = super().get_due_jobs(now)
+        if any(job.id == "deliver" for job in due):
+            self.in_pass.set()
+            self.release.wait(10)
+        return due  # type: ignore[no-any-return]
+
+
+def test_a_job_falling_due_as_the_service_stops_kills_no_thread_and_logs_no_traceback(
+        world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """APScheduler 3's shutdown() marks the scheduler stopped and closes its executor while its thread may be in a
+    pass over the due jobs: the pass then submitted ``deliver`` to the closed executor ("Error submitting job",
+    with a traceback) and its removal of the one-shot job raised JobLookupError, killing the scheduler thread.
+    The store holds the pass there while shutdown() starts."""
+    config = world.config.model_copy(update={"service": world.config.service.model_copy(update={"listen": None})})
+    service = Service(Work(config=config, clock=world.clock, sessions=world.sessions,
+                           slack=SlackClient(config.slack, token=world.slack.token), may_send=True,
+                           credential=ManagedIdentityCredential()))
+    store = _HeldStore()
+    service.scheduler.remove_jobstore("default")
+    service.scheduler.add_jobstore(store, "default")
+    died: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+    service.start()
+    thread = service.scheduler._thread  # type: ignore[attr-defined]
+    service._dispatch("deliver", None, world.clock.now())
+    assert store.in_pass.wait(10), "the scheduler's pass found deliver due"
+    stopping = threading.Thread(target=service.shutdown)
+    stopping.start()
+    time.sleep(0.3)  # shutdown() is under way (it waits for the pass either way)
+    store.release.set()
+    stopping.join(30)
+    thread.join(10)
+    assert not stopping.is_alive() and not thread.is_alive()
+    assert died == []
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler") and r.levelno >= 40] == []
 
 
 def test_a_stop_request_ends_the_poll_between_subscriptions(world: World) -> None:
