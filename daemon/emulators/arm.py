@@ -95,11 +95,15 @@ def _error(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
+# Not a header anyone sends: it tells the emulator's handler to close the connection after this answer.
+HANG_UP = "x-emulator-hang-up"
+
+
 # -- faults ----------------------------------------------------------------------------------------------------------
 
 @dataclass
 class _Fault:
-    kind: Literal["delay", "answer", "transform"]
+    kind: Literal["delay", "answer", "transform", "hang_up"]
     name: str
     match: str  # casefolded substring of path + "/" + "?" + query
     remaining: int | None  # None: every matching request
@@ -114,6 +118,7 @@ class _Plan:
     answer: Answer | None = None
     transforms: list[_Fault] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    hang_up: bool = False  # close the connection once the answer is sent
 
 
 class Faults:
@@ -176,6 +181,11 @@ class Faults:
     def disconnect(self, match: str = "", *, times: int | None = 1) -> None:
         """Close the connection without an answer (the client sees a connection error)."""
         self._add(_Fault("answer", f"disconnect:{match}", match, times, answer=(0, {}, b"")))
+
+    def hang_up_after(self, match: str = "", *, times: int | None = 1) -> None:
+        """Answer normally, then close the kept-alive connection, as a front end does when it drops idle ones: no
+        ``Connection: close`` header, so the client learns it only from the closed socket."""
+        self._add(_Fault("hang_up", f"hang_up:{match}", match, times))
 
     def malformed(self, match: str = "", *, times: int | None = None, body: bytes = b'{"value": [') -> None:
         """200 with ``body`` as is (default: truncated JSON) under ``Content-Type: application/json``."""
@@ -246,6 +256,9 @@ class Faults:
                     plan.names.append(fault.name)
                 elif fault.kind == "transform" and (fault.remaining is None or fault.remaining > 0):
                     plan.transforms.append(fault)
+                elif fault.kind == "hang_up" and not plan.hang_up and self._claim(fault):
+                    plan.hang_up = True
+                    plan.names.append(fault.name)
         return plan
 
     def apply_transforms(self, plan: _Plan, body: bytes) -> bytes:
@@ -534,6 +547,8 @@ class ArmEmulator:
         if scope == _TENANT_SCOPE:
             response_headers["x-ms-ratelimit-remaining-tenant-reads"] = response_headers[
                 "x-ms-ratelimit-remaining-subscription-reads"]
+        if plan.hang_up:
+            response_headers[HANG_UP] = "1"
         with self._lock:
             self._requests.append(RecordedRequest(method, path, query, f"{path}?{decoded}" if decoded else path,
                                                   status, time.time(), tuple(plan.names)))
@@ -751,6 +766,7 @@ def _handler(serve_one: Callable[[str, str, Message], Answer]) -> type[BaseHTTPR
             if status == 0:
                 self.close_connection = True
                 return
+            hang_up = headers.pop(HANG_UP, None) is not None
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -759,6 +775,9 @@ def _handler(serve_one: Callable[[str, str, Message], Answer]) -> type[BaseHTTPR
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
+            if hang_up:
+                self.wfile.flush()
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _respond
 

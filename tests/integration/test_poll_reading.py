@@ -184,3 +184,20 @@ def test_a_full_spool_waits_and_a_closed_pipe_ends_the_reading() -> None:
             spool.send("three", blob)
             time.sleep(0.1)
     out.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_it_is_used(arm: ArmEmulator) -> None:
+    """ARM's front ends drop idle kept-alive connections without warning. A request written into one would fail
+    (the server is gone) and cost a retry; the transport sees the closed socket first and opens a new one."""
+    clients = AzureClients(config_for(arm, max_retries=2).azure)
+    path = f"/subscriptions/{SUBSCRIPTIONS[0]}/providers/Microsoft.CognitiveServices/accounts"
+    try:
+        reader = clients.arm()
+        arm.faults.hang_up_after(path, times=1)
+        assert len(reader.list(path)) == 1
+        time.sleep(0.2)  # the close reaches the client's socket
+        assert len(reader.list(path)) == 1
+        assert clients.requests.count == 2, "no attempt went into the closed connection"
+        assert arm.faults.pending() == [] and [r.status for r in arm.requests] == [200, 200]
+    finally:
+        clients.close()
