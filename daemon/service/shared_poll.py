@@ -25,7 +25,7 @@ from daemon.poll import observe
 from daemon.records import Failure, SubscriptionInventory
 from daemon.store import lease as leases
 from daemon.store import units
-from daemon.store.inventory import Fenced, InventoryStore, WriteResult
+from daemon.store.inventory import COMPLETE, Fenced, InventoryStore, WriteResult
 from daemon.store.schema import PollFailureRow, PollRow
 from daemon.usage import UsageRound
 
@@ -138,10 +138,12 @@ def _record(clock: Clock, sessions: sessionmaker[Session], store: InventoryStore
         units.complete(session, claim, now, {
             "accounts": written.accounts, "deployments": written.deployments,
             "catalog_models": written.catalog_models, "events": written.events, "requests": 0,
-            "failures": len(inventory.failures)})
+            "failures": len(inventory.failures), "catalog_scopes": sorted(written.catalog_scopes)})
         session.flush()
         done = units.finish_if_complete(session, claim.poll_id, now)
         if done is not None:
+            if done.status in COMPLETE:  # as a poll in one process does: what no unit saw is missed
+                store.mark_unseen_in(session, now, *units.seen(session, claim.poll_id))
             finished.append(done)
         return True
 

@@ -11,8 +11,9 @@ a write the row needs anyway; ``missed_since`` marks what a complete poll did no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any
@@ -94,6 +95,7 @@ class WriteResult:
     deployments: int = 0
     catalog_models: int = 0
     events: int = 0
+    catalog_scopes: set[str] = dataclass_field(default_factory=set)  # the catalogs the subscription listed (casefolded)
 
 
 SUBSCRIPTIONS: Table = SubscriptionRow.__table__  # type: ignore[assignment]
@@ -233,11 +235,13 @@ class InventoryStore:
                     {"poll_id": poll_id, "subscription_id": f.subscription_id, "target": f.target,
                      "operation": f.operation, "status_code": f.status_code, "error": f.error} for f in failures])
             if status in COMPLETE:
-                self._mark_unseen(session, now)
+                self.mark_unseen_in(session, now, self._subscriptions_seen, self._scopes_seen)
 
-    def _mark_unseen(self, session: Session, now: datetime) -> None:
+    def mark_unseen_in(self, session: Session, now: datetime, seen: Collection[str], scopes_seen: Collection[str]
+                       ) -> None:
+        """Mark as missed what a complete poll did not see: subscriptions not in ``seen`` with their accounts, and
+        catalog scopes (casefolded) not in ``scopes_seen``. A shared poll's finisher passes what all its units saw."""
         writes = _Writes(None, now)
-        seen = self._subscriptions_seen
         for sub_id, last_seen in session.execute(select(SUBSCRIPTIONS.c.subscription_id, SUBSCRIPTIONS.c.last_seen)
                                                  .where(SUBSCRIPTIONS.c.removed_at.is_(None),
                                                         SUBSCRIPTIONS.c.missed_since.is_(None))):
@@ -250,7 +254,7 @@ class InventoryStore:
                 writes.update(ACCOUNTS, "key", key, self._missed(last_seen, now))
         for row_id, scope, last_seen in session.execute(
                 select(CATALOG.c.id, CATALOG.c.scope, CATALOG.c.last_seen).where(CATALOG.c.missed_since.is_(None))):
-            if scope not in self._scopes_seen:
+            if scope not in scopes_seen:
                 writes.update(CATALOG, "id", row_id, self._missed(last_seen, now))
         writes.execute(session)
 
@@ -324,7 +328,7 @@ class InventoryStore:
             self._sync_accounts(inventory, accounts, deployments, writes)
             result.deployments = self._sync_deployments(inventory, observations, accounts, deployments, before,
                                                         writes)
-            result.catalog_models = self._sync_catalog(session, inventory, writes)
+            result.catalog_models = self._sync_catalog(session, inventory, writes, result)
             writes.execute(session)
             result.events = len(writes.events)
             if guard is not None and not guard(session, result):
@@ -445,12 +449,14 @@ class InventoryStore:
                     self._remove_deployment(row, before.get(account_key), writes)
         return len(observations)
 
-    def _sync_catalog(self, session: Session, inventory: SubscriptionInventory, writes: _Writes) -> int:
+    def _sync_catalog(self, session: Session, inventory: SubscriptionInventory, writes: _Writes,
+                      result: WriteResult) -> int:
         by_scope: dict[str, list[CatalogModel]] = {scope: [] for scope in inventory.catalog_scopes_read}
         for entry in inventory.catalog:
             by_scope.setdefault(entry.scope, []).append(entry)
         for scope, entries in by_scope.items():
             self._scopes_seen.add(scope.casefold())
+            result.catalog_scopes.add(scope.casefold())
             snapshot = tuple(entries)
             if self._catalog_written.get(scope) == snapshot:
                 continue  # another subscription of this poll saw the same catalog for this scope

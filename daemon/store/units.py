@@ -106,9 +106,10 @@ def still_held(session: Session, c: Claim) -> bool:
     return row is not None and row.claim_token == c.token and row.status == CLAIMED
 
 
-def complete(session: Session, c: Claim, now: datetime, counts: Mapping[str, int]) -> None:
+def complete(session: Session, c: Claim, now: datetime, result: Mapping[str, Any]) -> None:
+    """The unit is done; ``result``: its :data:`COUNTS` and the ``catalog_scopes`` it listed (JSON)."""
     session.execute(update(PollUnitRow).where(PollUnitRow.id == c.unit_id, PollUnitRow.claim_token == c.token)
-                    .values(status=DONE, finished_at=now, claimed_until=None, result=dict(counts))
+                    .values(status=DONE, finished_at=now, claimed_until=None, result=dict(result))
                     .execution_options(synchronize_session=False))
 
 
@@ -134,6 +135,18 @@ def finish_if_complete(session: Session, poll_id: int, now: datetime, status_if_
     if getattr(won, "rowcount", 0) != 1:
         return None
     return session.get_one(PollRow, poll_id, populate_existing=True)
+
+
+def seen(session: Session, poll_id: int) -> tuple[set[str], set[str]]:
+    """What a finished shared poll saw, for marking the rest missed: its units' subscriptions, and the catalog
+    scopes their results list (``catalog_scopes``)."""
+    subscriptions: set[str] = set()
+    scopes: set[str] = set()
+    for subscription_id, result in session.execute(select(PollUnitRow.subscription_id, PollUnitRow.result)
+                                                   .where(PollUnitRow.poll_id == poll_id)):
+        subscriptions.add(subscription_id)
+        scopes.update((result or {}).get("catalog_scopes", ()))
+    return subscriptions, scopes
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from daemon.service import schedule
 from daemon.service.jobs import DIGEST_SLOT, Work
 from daemon.service.runner import Service
 from daemon.store import lease, watch
-from daemon.store.schema import AlertRow, LeaseRow, PollRow, PollUnitRow
+from daemon.store.schema import AlertRow, CatalogModelRow, LeaseRow, PollRow, PollUnitRow
 from tests.integration.world import (
     SUB,
     World,
@@ -446,6 +446,34 @@ def test_a_job_falling_due_as_the_service_stops_kills_no_thread_and_logs_no_trac
     assert not stopping.is_alive() and not thread.is_alive()
     assert died == []
     assert [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler") and r.levelno >= 40] == []
+
+
+def test_a_shared_poll_marks_the_catalogs_no_unit_listed_as_missed(world: World) -> None:
+    """As a poll in one process does: every account moved to another region, so the first region's catalog is
+    no longer listed by any subscription; the replica that finishes the shared poll marks its entries missed."""
+    runner = work(world)
+
+    def shared_poll() -> None:
+        assert runner.start_shared_poll(1, lambda session: True) is not None
+        report = runner.work_units("replica-a", timedelta(minutes=5), world.clock.now())
+        assert [poll.status for poll in report.finished] == ["ok"]
+
+    def missed() -> dict[str, set[str]]:
+        with world.sessions() as session:
+            rows = session.execute(select(CatalogModelRow.scope, CatalogModelRow.missed_since)).all()
+        return {"missed": {scope for scope, since in rows if since is not None},
+                "current": {scope for scope, since in rows if since is None}}
+
+    shared_poll()
+    assert missed() == {"missed": set(), "current": {"location:eastus"}}
+    with world.arm.update() as served:
+        served["locationModels"]["swedencentral"] = served["locationModels"]["eastus"]
+        for subscription in served["subscriptions"]:
+            for account in subscription["accounts"]:
+                account["location"] = "swedencentral"
+    world.clock.set(world.clock.now() + timedelta(hours=6))
+    shared_poll()
+    assert missed() == {"missed": {"location:eastus"}, "current": {"location:swedencentral"}}
 
 
 def test_a_stop_request_ends_the_poll_between_subscriptions(world: World) -> None:
