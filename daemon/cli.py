@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,9 +80,18 @@ def say(message: str) -> None:
 
 
 def cmd_poll(ctx: Context) -> int:
-    from daemon.poll import run_poll_reading_first
+    from daemon.poll import PollInterrupted, run_poll_reading_first
 
-    result = run_poll_reading_first(ctx.config, ctx.clock, ctx.sessions)
+    try:
+        with _terminate_as_interrupt():
+            result = run_poll_reading_first(ctx.config, ctx.clock, ctx.sessions)
+    except PollInterrupted as stopped:
+        done = stopped.report
+        total = f" of {stopped.total}" if stopped.total is not None else ""
+        say(f"interrupted: poll {done.poll_id} stopped after {done.subscriptions}{total} subscriptions "
+            f"({done.accounts} accounts, {done.deployments} deployments, {done.events} changes stored); the others "
+            "keep their last known state until the next poll")
+        raise
     print(describe_poll(result))
     transient = all(f.status_code is None or f.status_code == 429 or f.status_code >= 500 for f in result.failures)
     if not result.ok and result.subscriptions == 0 and result.accounts == 0 and transient:
@@ -88,6 +99,26 @@ def cmd_poll(ctx: Context) -> int:
             "credential and the network, then poll again")
         return EXIT_UNAVAILABLE
     return EXIT_OK if result.ok else EXIT_ATTENTION
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C: a one-shot command stopped by a scheduler's timeout or a
+    shutdown closes what it started (a poll is recorded as stopped) before it exits 143."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def terminate(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def describe_poll(result: PollReport) -> str:
@@ -541,8 +572,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `retirewatch alerts | head`: the reader has what it wanted
         _silence_stdout()
         return EXIT_OK
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        # a poll closed on the way out raises PollInterrupted from the handling of the signal's exception
+        terminated = isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated)
+        return 143 if terminated else 130
     except Exception as exc:
         from daemon.store import database
 

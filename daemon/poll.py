@@ -71,6 +71,15 @@ class PollReport:
         return not self.failures and not self.stopped
 
 
+class PollInterrupted(KeyboardInterrupt):
+    """A poll stopped by Ctrl-C (or SIGTERM, see ``cli``) after it was recorded as started: it is closed as
+    ``stopped`` (what was stored stays) instead of being left ``running`` for the next poll to report as died."""
+
+    def __init__(self, report: PollReport, total: int | None) -> None:
+        super().__init__()
+        self.report, self.total = report, total
+
+
 def observe(inventory: SubscriptionInventory) -> list[DeploymentObservation]:
     """Attach to each listed deployment what this poll's catalog says about its model."""
     index = CatalogIndex(inventory.catalog)
@@ -460,6 +469,8 @@ def _report_died(config: Config, now: datetime) -> DiedHook:
 def _locked_poll(config: Config, clock: Clock, store: InventoryStore, started: datetime, timer: float,
                  reader: _Reader | _ForkedReader, usage: UsageRound,
                  should_stop: Callable[[], bool] | None) -> PollReport:
+    report: PollReport | None = None
+    subscriptions: list[Subscription] | None = None
     try:
         report = PollReport(poll_id=store.start_poll(started, on_died=_report_died(config, started)))
         subscriptions, listing_failure = reader.listed()
@@ -480,14 +491,25 @@ def _locked_poll(config: Config, clock: Clock, store: InventoryStore, started: d
             if should_stop is not None and should_stop():
                 report.stopped = True
                 break
-    finally:
+    except KeyboardInterrupt:
         requests = reader.close()
-    report.requests = requests
-    finished = clock.now()
+        if report is None:
+            raise
+        report.requests, report.stopped = requests, True
+        _finish(store, clock, report, timer)  # a second Ctrl-C here leaves it running: the next poll says so
+        raise PollInterrupted(report, None if subscriptions is None else len(subscriptions)) from None
+    except BaseException:
+        reader.close()
+        raise
+    report.requests = reader.close()
+    return _finish(store, clock, report, timer)
+
+
+def _finish(store: InventoryStore, clock: Clock, report: PollReport, timer: float) -> PollReport:
     report.seconds = time.monotonic() - timer
     status = "ok" if report.ok else ("failed" if not report.subscriptions else "partial")
     store.finish_poll(
-        report.poll_id, finished, status="stopped" if report.stopped else status,
+        report.poll_id, clock.now(), status="stopped" if report.stopped else status,
         counts={"subscriptions": report.subscriptions, "accounts": report.accounts,
                 "deployments": report.deployments, "catalog_models": report.catalog_models,
                 "events": report.events, "requests": report.requests},

@@ -21,7 +21,7 @@ from daemon.emulators.arm import ArmEmulator, load_scenario
 from daemon.lifecycle import CatalogIndex, assess
 from daemon.poll import run_poll
 from daemon.store import queries
-from daemon.store.schema import CatalogModelRow, DeploymentRow, EventRow, SubscriptionRow
+from daemon.store.schema import CatalogModelRow, DeploymentRow, EventRow, PollRow, SubscriptionRow
 from tests.conftest import TODAY
 from tests.integration.world import sign_in_to
 
@@ -452,3 +452,52 @@ def test_the_reading_process_dies_with_a_killed_poll(arm: ArmEmulator, tmp_path:
         time.sleep(0.05)
     assert readers() == [], "the reading process outlived its poll"
     arm.faults.reset()
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_an_interrupted_poll_is_closed_as_stopped_keeping_what_it_stored(arm: ArmEmulator, tmp_path: Any,
+                                                                         stop: str) -> None:
+    """Ctrl-C in a terminal (SIGINT to the process group, the reading process included) or SIGTERM from a
+    scheduler's timeout: the subscriptions stored so far stay, the poll is recorded as stopped rather than left
+    running (the next poll would report it as died to the ops channel), and the exit code says which signal."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    config = tmp_path / "retirewatch.toml"
+    url = f"sqlite:///{tmp_path}/rw.sqlite"
+    config.write_text(f'[database]\nurl = "{url}"\n[azure]\nresource_manager_endpoint = '
+                      f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n')
+    arm.faults.slow(SUB_B, seconds=8)  # A and C are stored, B is still being read
+    poll = subprocess.Popen([sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={k: v for k, v in os.environ.items() if k != "RETIREWATCH_POLL_READER"})
+    from daemon.store import database
+
+    engine = database.open_database(url)
+    sessions = database.session_factory(engine)
+    try:
+        deadline = time.monotonic() + 30
+        stored: set[str] = set()
+        while stored != {SUB_A, SUB_C} and time.monotonic() < deadline and poll.poll() is None:
+            time.sleep(0.05)
+            with sessions() as session:
+                stored = set(session.scalars(select(SubscriptionRow.subscription_id)))
+        assert stored == {SUB_A, SUB_C}
+        if stop == "ctrl-c":
+            os.killpg(poll.pid, signal.SIGINT)
+        else:
+            poll.send_signal(signal.SIGTERM)
+        _, err = poll.communicate(timeout=30)
+        assert poll.returncode == (130 if stop == "ctrl-c" else 143), err
+        assert "interrupted: poll 1 stopped after 2 of 3 subscriptions" in err
+        assert "Traceback" not in err
+        with sessions() as session:
+            assert [(row.status, row.subscriptions) for row in session.scalars(select(PollRow))] == [("stopped", 2)]
+            assert {row.name for row in session.scalars(select(DeploymentRow))} >= {"chat", "c1"}
+    finally:
+        engine.dispose()
+        if poll.poll() is None:
+            poll.kill()
+        arm.faults.reset()
