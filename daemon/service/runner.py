@@ -336,12 +336,13 @@ class Service:
 
     def _stop_scheduler(self) -> None:
         """Shut the scheduler down with no job left to start. APScheduler 3's ``shutdown()`` marks the scheduler
-        stopped and shuts its executor down *before* its thread's last pass over the due jobs, so a job that fell
-        due just then (a ``deliver`` dispatched by the last tick) is submitted to a closed executor ("Error
-        submitting job", logged with a traceback) and, being a one-shot job, its removal raises ``JobLookupError``
-        and kills the scheduler thread with another. So: no more jobs are added (``stop`` is set; an addition in
-        progress finishes), processing pauses, a pass in progress is waited out (``remove_all_jobs`` takes the job
-        stores' lock that every pass holds), every job is removed, and only then is the scheduler shut down."""
+        stopped and shuts its executor down without waiting for the pass over the due jobs its thread may be in:
+        a job that pass found due (a ``deliver`` dispatched by the last tick) is submitted to the closed executor
+        ("Error submitting job", logged with a traceback) and, being a one-shot job, its removal raises
+        ``JobLookupError`` and kills the scheduler thread with another. So: no more jobs are added (``stop`` is
+        set; an addition in progress finishes), processing pauses, a pass in progress is waited out
+        (``remove_all_jobs`` takes the job stores' lock that every pass holds), every job is removed, and only then
+        is the scheduler shut down."""
         with self._adding:
             pass
         if self.scheduler.running:  # started and not shut down yet (a paused scheduler is running)

@@ -237,10 +237,11 @@ class InventoryStore:
             if status in COMPLETE:
                 self.mark_unseen_in(session, now, self._subscriptions_seen, self._scopes_seen)
 
-    def mark_unseen_in(self, session: Session, now: datetime, seen: Collection[str], scopes_seen: Collection[str]
-                       ) -> None:
+    def mark_unseen_in(self, session: Session, now: datetime, seen: Collection[str],
+                       scopes_seen: Collection[str] | None) -> None:
         """Mark as missed what a complete poll did not see: subscriptions not in ``seen`` with their accounts, and
-        catalog scopes (casefolded) not in ``scopes_seen``. A shared poll's finisher passes what all its units saw."""
+        catalog scopes (casefolded) not in ``scopes_seen`` (None: not known, none marked). A shared poll's
+        finisher passes what all its units saw."""
         writes = _Writes(None, now)
         for sub_id, last_seen in session.execute(select(SUBSCRIPTIONS.c.subscription_id, SUBSCRIPTIONS.c.last_seen)
                                                  .where(SUBSCRIPTIONS.c.removed_at.is_(None),
@@ -252,10 +253,11 @@ class InventoryStore:
                 .where(ACCOUNTS.c.removed_at.is_(None), ACCOUNTS.c.missed_since.is_(None))):
             if sub_id not in seen:
                 writes.update(ACCOUNTS, "key", key, self._missed(last_seen, now))
-        for row_id, scope, last_seen in session.execute(
-                select(CATALOG.c.id, CATALOG.c.scope, CATALOG.c.last_seen).where(CATALOG.c.missed_since.is_(None))):
-            if scope not in scopes_seen:
-                writes.update(CATALOG, "id", row_id, self._missed(last_seen, now))
+        if scopes_seen is not None:
+            for row_id, scope, last_seen in session.execute(select(CATALOG.c.id, CATALOG.c.scope, CATALOG.c.last_seen)
+                                                            .where(CATALOG.c.missed_since.is_(None))):
+                if scope not in scopes_seen:
+                    writes.update(CATALOG, "id", row_id, self._missed(last_seen, now))
         writes.execute(session)
 
     def _missed(self, last_seen: datetime | None, now: datetime) -> dict[str, Any]:

@@ -137,15 +137,19 @@ def finish_if_complete(session: Session, poll_id: int, now: datetime, status_if_
     return session.get_one(PollRow, poll_id, populate_existing=True)
 
 
-def seen(session: Session, poll_id: int) -> tuple[set[str], set[str]]:
+def seen(session: Session, poll_id: int) -> tuple[set[str], set[str] | None]:
     """What a finished shared poll saw, for marking the rest missed: its units' subscriptions, and the catalog
-    scopes their results list (``catalog_scopes``)."""
+    scopes their results list (``catalog_scopes``; None when a unit recorded by an older version lists none)."""
     subscriptions: set[str] = set()
-    scopes: set[str] = set()
+    scopes: set[str] | None = set()
     for subscription_id, result in session.execute(select(PollUnitRow.subscription_id, PollUnitRow.result)
                                                    .where(PollUnitRow.poll_id == poll_id)):
         subscriptions.add(subscription_id)
-        scopes.update((result or {}).get("catalog_scopes", ()))
+        listed = (result or {}).get("catalog_scopes")
+        if scopes is not None and isinstance(listed, list):
+            scopes.update(str(scope) for scope in listed)
+        else:
+            scopes = None
     return subscriptions, scopes
 
 

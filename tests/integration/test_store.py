@@ -270,3 +270,25 @@ def test_catalog_entries_no_longer_listed_are_marked_missed(sessions: sessionmak
         rows = {row.version: (row.missed_since, row.last_seen.replace(tzinfo=UTC))
                 for row in session.scalars(select(CatalogModelRow))}
     assert rows["2024-08-06"] == (None, T0 + timedelta(hours=2))
+
+
+def test_a_shared_poll_knows_its_catalogs_only_when_every_unit_listed_them(sessions: sessionmaker[Session]) -> None:
+    """A unit recorded by a replica of an older version lists no catalogs: marking from the others' lists would
+    call its catalogs missed, so none are marked for that poll."""
+    from daemon.store import units
+    from daemon.store.schema import PollUnitRow
+
+    with sessions.begin() as session:
+        poll = PollRow(started_at=T0, status="running", leader_epoch=1)
+        session.add(poll)
+        session.flush()
+        session.add_all([
+            PollUnitRow(poll_id=poll.id, subscription_id="sub-a", status="done",
+                        result={"accounts": 1, "catalog_scopes": ["location:eastus"]}),
+            PollUnitRow(poll_id=poll.id, subscription_id="sub-b", status="done",
+                        result={"accounts": 1, "catalog_scopes": ["location:westeurope", "location:eastus"]})])
+        session.flush()
+        assert units.seen(session, poll.id) == ({"sub-a", "sub-b"}, {"location:eastus", "location:westeurope"})
+        session.add(PollUnitRow(poll_id=poll.id, subscription_id="sub-c", status="done", result={"accounts": 2}))
+        session.flush()
+        assert units.seen(session, poll.id) == ({"sub-a", "sub-b", "sub-c"}, None)
