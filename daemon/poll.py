@@ -480,14 +480,16 @@ def _locked_poll(config: Config, clock: Clock, store: InventoryStore, started: d
             report.events += store.mark_subscriptions_gone(
                 report.poll_id, clock.now(), (s.subscription_id for s in subscriptions))
         for inventory in reader:
-            written = store.record(report.poll_id, clock.now(), inventory, observe(inventory))
+            observations = observe(inventory)
+            with _signals_held():
+                written = store.record(report.poll_id, clock.now(), inventory, observations)
+                report.subscriptions += 1
+                report.accounts += written.accounts
+                report.deployments += written.deployments
+                report.catalog_models += written.catalog_models
+                report.events += written.events
+                report.failures.extend(inventory.failures)
             usage.record(clock.now(), inventory)
-            report.subscriptions += 1
-            report.accounts += written.accounts
-            report.deployments += written.deployments
-            report.catalog_models += written.catalog_models
-            report.events += written.events
-            report.failures.extend(inventory.failures)
             if should_stop is not None and should_stop():
                 report.stopped = True
                 break
@@ -503,6 +505,26 @@ def _locked_poll(config: Config, clock: Clock, store: InventoryStore, started: d
         raise
     report.requests = reader.close()
     return _finish(store, clock, report, timer)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while one subscription is stored and counted, then act on them: between the
+    transaction's commit and the count, an interrupt would have the poll say it stored one subscription fewer
+    than it did. Main thread only (signal handlers live there); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, _frame: caught.append(signum)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # its own handler now: KeyboardInterrupt, cli.Terminated, or the default
 
 
 def _finish(store: InventoryStore, clock: Clock, report: PollReport, timer: float) -> PollReport:
