@@ -80,11 +80,14 @@ def say(message: str) -> None:
 
 
 def cmd_poll(ctx: Context) -> int:
-    from daemon.poll import PollInterrupted, run_poll_reading_first
+    from daemon.poll import PollInterrupted, SharedPollRunning, run_poll_reading_first
 
     try:
         with _terminate_as_interrupt():
             result = run_poll_reading_first(ctx.config, ctx.clock, ctx.sessions)
+    except SharedPollRunning as running:
+        say(str(running))
+        return EXIT_OK
     except PollInterrupted as stopped:
         done = stopped.report
         total = f" of {stopped.total}" if stopped.total is not None else ""

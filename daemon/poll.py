@@ -71,6 +71,28 @@ class PollReport:
         return not self.failures and not self.stopped
 
 
+class SharedPollRunning(Exception):
+    """The service's shared poll (its replicas working one unit per subscription) is under way: a poll of its
+    own would store reads older than the units' over them, so this one reads nothing."""
+
+    def __init__(self, poll_id: int, recorded: int, total: int) -> None:
+        super().__init__(f"poll {poll_id} of the service is under way ({recorded} of {total} subscriptions "
+                         "recorded): this poll stores nothing; `retirewatch service` shows its progress")
+        self.poll_id, self.recorded, self.total = poll_id, recorded, total
+
+
+def _refuse_beside_shared_poll(sessions: sessionmaker[Session]) -> None:
+    """Holding the poll lock (the service starts no shared poll meanwhile): raise :class:`SharedPollRunning`
+    if one is under way."""
+    from daemon.store import units
+
+    with sessions() as session:
+        running = units.running_shared_poll(session)
+        if running is not None:
+            recorded, total = units.progress(session, running.id)
+            raise SharedPollRunning(running.id, recorded, total)
+
+
 class PollInterrupted(KeyboardInterrupt):
     """A poll stopped by Ctrl-C (or SIGTERM, see ``cli``) after it was recorded as started: it is closed as
     ``stopped`` (what was stored stays) instead of being left ``running`` for the next poll to report as died."""
@@ -401,6 +423,7 @@ def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
     with poll_lock(sessions.kw["bind"], lock_wait_seconds) as held:
         if not held:
             return _skipped(store, clock, lock_wait_seconds)
+        _refuse_beside_shared_poll(sessions)
         started, timer = clock.now(), time.monotonic()
         usage = UsageRound.start(config.usage, started, sessions)
         return _locked_poll(config, clock, store, started, timer, _Reader(config, credential, usage.plan), usage,
@@ -429,6 +452,12 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
     store = InventoryStore(sessions)
     asked = time.monotonic()
     with poll_lock(sessions.kw["bind"], lock_wait_seconds) as held:
+        try:
+            if held:
+                _refuse_beside_shared_poll(sessions)
+        except BaseException:
+            reader.close()
+            raise
         if not held or time.monotonic() - asked > WAITED_FOR_LOCK:
             reader.close()
             if not held:

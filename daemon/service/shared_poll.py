@@ -26,6 +26,7 @@ from daemon.records import Failure, SubscriptionInventory
 from daemon.store import lease as leases
 from daemon.store import units
 from daemon.store.inventory import COMPLETE, Fenced, InventoryStore, WriteResult
+from daemon.store.poll_lock import poll_lock
 from daemon.store.schema import PollFailureRow, PollRow
 from daemon.usage import UsageRound
 
@@ -61,7 +62,11 @@ def start(config: Config, clock: Clock, sessions: sessionmaker[Session], credent
         clients.close()
     store = InventoryStore(sessions)
     now = clock.now()
-    with sessions.begin() as session:
+    with poll_lock(sessions.kw["bind"], 0) as free, sessions.begin() as session:
+        if not free:  # a one-shot `retirewatch poll` is running: its reads and the units' must not overlap
+            log.info("a `retirewatch poll` holds the poll lock: the shared poll starts at a later tick",
+                     extra={"event": "poll_deferred"})
+            return None
         if not fence(session) or units.running_shared_poll(session) is not None:
             return None
         poll = PollRow(started_at=now, status="running", leader_epoch=epoch, requests=requests)

@@ -22,14 +22,14 @@ import pytest
 from apscheduler.jobstores.memory import MemoryJobStore
 from azure.identity import ManagedIdentityCredential
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from daemon.notify.slack import SlackClient
 from daemon.service import schedule
 from daemon.service.jobs import DIGEST_SLOT, Work
 from daemon.service.runner import Service
 from daemon.store import lease, watch
-from daemon.store.schema import AlertRow, CatalogModelRow, LeaseRow, PollRow, PollUnitRow
+from daemon.store.schema import AlertRow, CatalogModelRow, DeploymentRow, LeaseRow, PollRow, PollUnitRow
 from tests.integration.world import (
     SUB,
     World,
@@ -474,6 +474,31 @@ def test_a_shared_poll_marks_the_catalogs_no_unit_listed_as_missed(world: World)
     world.clock.set(world.clock.now() + timedelta(hours=6))
     shared_poll()
     assert missed() == {"missed": {"location:eastus"}, "current": {"location:swedencentral"}}
+
+
+def test_a_one_shot_poll_and_the_services_shared_poll_never_overlap(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both write the same subscriptions: the one that read first could store its older reads over the other's.
+    A shared poll does not start while `retirewatch poll` holds the poll lock; `retirewatch poll` stores nothing
+    while a shared poll is under way, and says whose poll it is and how far it got."""
+    from daemon.cli import main
+    from daemon.store.poll_lock import poll_lock
+
+    runner = work(world)
+    with poll_lock(world.sessions.kw["bind"], 0) as held:  # as `retirewatch poll` holds it
+        assert held
+        assert runner.start_shared_poll(1, lambda session: True) is None
+    poll_id = runner.start_shared_poll(1, lambda session: True)
+    assert poll_id is not None
+    assert main(["poll", "--config", str(config_file(world, tmp_path)), "--now",
+                 world.clock.now().isoformat()]) == 0
+    assert f"poll {poll_id} of the service is under way (0 of 1 subscriptions recorded): this poll stores nothing" \
+        in capsys.readouterr().err
+    with world.sessions() as session:
+        assert session.scalars(select(PollRow.id)).all() == [poll_id], "no poll of its own was recorded"
+        assert session.scalar(select(func.count()).select_from(DeploymentRow)) == 0
+    report = runner.work_units("replica-a", timedelta(minutes=5), world.clock.now())
+    assert [(poll.id, poll.status) for poll in report.finished] == [(poll_id, "ok")]
 
 
 def test_a_stop_request_ends_the_poll_between_subscriptions(world: World) -> None:
