@@ -145,7 +145,15 @@ def find_group(session: Session, reference: str) -> AlertThreadRow:
 def acknowledge_group(session: Session, config: Config, now: datetime, reference: str, *, until: date | None,
                       note: str | None, who: str | None = None) -> str:
     """Acknowledge every member of a grouped alert for the group's deadline; one message in its thread."""
-    thread = find_group(session, reference)
+    return _acknowledge_group(session, config, now, find_group(session, reference), until=until, note=note,
+                              who=who).summary
+
+
+def _acknowledge_group(session: Session, config: Config, now: datetime, thread: AlertThreadRow, *,
+                       until: date | None, note: str | None, who: str | None) -> PressedAck:
+    """:func:`acknowledge_group` on a found thread, saying whether it recorded anything and which ack is in force
+    (the acks are read once)."""
+    reference = group_ref(thread.deployment_key)
     members = alerts.thread_members(session, thread.id)
     in_force = alerts.acks_for(session, [(key, thread.deadline) for key in members])
     broke_through: dict[datetime, bool] = {}  # by the ack's time: a group's members are acked at once
@@ -168,7 +176,9 @@ def acknowledge_group(session: Session, config: Config, now: datetime, reference
     model = f"{first.model_name} {first.model_version}" if first else f"{shared.model} {shared.version}"
     about = f"the {len(members)} deployments of group {GROUP}{reference} ({model}, deadline {thread.deadline})"
     if not new:
-        return f"{about} are already acknowledged {span}: nothing changed, nothing posted"
+        newest = max(filter(None, in_force.values()), key=lambda ack: ack.id, default=None)
+        return PressedAck(False, f"{about} are already acknowledged {span}: nothing changed, nothing posted",
+                          newest.created_by if newest else None, newest.until if newest else None)
     who = who or _user()
     alerts.add_acks(session, [AckRow(deployment_key=key, deadline=thread.deadline, until=until, note=note,
                                      created_by=who, created_at=now) for key in new])
@@ -189,7 +199,8 @@ def acknowledge_group(session: Session, config: Config, now: datetime, reference
     alerts.enqueue(session, alerts.NewAlert(
         key=key, kind=MessageKind.ACKNOWLEDGED.value, channel=thread.channel, thread_id=thread.id,
         deployment_key=thread.deployment_key, deadline=thread.deadline, message=render_group(view).as_json()), now)
-    return f"acknowledged {about} {span}; the thread is told at the next `retirewatch notify`"
+    return PressedAck(True, f"acknowledged {about} {span}; the thread is told at the next `retirewatch notify`",
+                      who, until)
 
 
 def acknowledge_group_deadline(session: Session, config: Config, now: datetime, reference: str,
@@ -200,13 +211,7 @@ def acknowledge_group_deadline(session: Session, config: Config, now: datetime, 
     if thread.deadline != deadline:
         raise AckError(f"{GROUP}{reference}: this alert is about the deadline {deadline or '(no date)'}, which has "
                        f"moved to {thread.deadline or '(no date)'}: use the buttons of the latest alert")
-    deadlines = [(key, deadline) for key in alerts.thread_members(session, thread.id)]
-    before = alerts.acks_for(session, deadlines)
-    summary = acknowledge_group(session, config, now, reference, until=until, note=None, who=who)
-    after = alerts.acks_for(session, deadlines)
-    recorded = any(before.get(key) is None or ack.id != before[key].id for key, ack in after.items())
-    newest = max(after.values(), key=lambda ack: ack.id, default=None)
-    return PressedAck(recorded, summary, newest.created_by if newest else None, newest.until if newest else None)
+    return _acknowledge_group(session, config, now, thread, until=until, note=None, who=who)
 
 
 def _member(deployment: Deployment) -> GroupMember:
