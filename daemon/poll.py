@@ -73,7 +73,7 @@ class PollReport:
 
 class SharedPollRunning(Exception):
     """The service's shared poll (its replicas working one unit per subscription) is under way: a poll of its
-    own would store reads older than the units' over them, so this one reads nothing."""
+    own would store reads older than the units' over them, so this one stores nothing."""
 
     def __init__(self, poll_id: int, recorded: int, total: int) -> None:
         super().__init__(f"poll {poll_id} of the service is under way ({recorded} of {total} subscriptions "
@@ -81,14 +81,17 @@ class SharedPollRunning(Exception):
         self.poll_id, self.recorded, self.total = poll_id, recorded, total
 
 
-def _refuse_beside_shared_poll(sessions: sessionmaker[Session]) -> None:
+def _refuse_beside_shared_poll(sessions: sessionmaker[Session], config: Config) -> None:
     """Holding the poll lock (the service starts no shared poll meanwhile): raise :class:`SharedPollRunning`
-    if one is under way."""
-    from daemon.store import units
+    if one is under way, that is, unfinished while a replica is alive (one that every replica left waits for them
+    to come back, and is no reason to refuse)."""
+    from datetime import timedelta
+
+    from daemon.store import lease, units
 
     with sessions() as session:
         running = units.running_shared_poll(session)
-        if running is not None:
+        if running is not None and lease.any_alive(session, timedelta(seconds=config.service.lease_seconds)):
             recorded, total = units.progress(session, running.id)
             raise SharedPollRunning(running.id, recorded, total)
 
@@ -423,7 +426,7 @@ def run_poll(config: Config, clock: Clock, sessions: sessionmaker[Session],
     with poll_lock(sessions.kw["bind"], lock_wait_seconds) as held:
         if not held:
             return _skipped(store, clock, lock_wait_seconds)
-        _refuse_beside_shared_poll(sessions)
+        _refuse_beside_shared_poll(sessions, config)
         started, timer = clock.now(), time.monotonic()
         usage = UsageRound.start(config.usage, started, sessions)
         return _locked_poll(config, clock, store, started, timer, _Reader(config, credential, usage.plan), usage,
@@ -454,7 +457,7 @@ def run_poll_reading_first(config: Config, clock: Clock, open_sessions: Callable
     with poll_lock(sessions.kw["bind"], lock_wait_seconds) as held:
         try:
             if held:
-                _refuse_beside_shared_poll(sessions)
+                _refuse_beside_shared_poll(sessions, config)
         except BaseException:
             reader.close()
             raise

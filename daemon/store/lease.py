@@ -102,6 +102,13 @@ def leader(session: Session) -> LeaseRow | None:
     return session.get(LeaseRow, LEADER)
 
 
+def any_alive(session: Session, lease: timedelta) -> bool:
+    """Whether a replica that did not stop said it is alive within ``lease`` (it does every third of it)."""
+    since = db_now(session) - lease
+    return session.scalar(select(ReplicaRow.id).where(ReplicaRow.stopped_at.is_(None),
+                                                      ReplicaRow.heartbeat_at >= since).limit(1)) is not None
+
+
 def replicas(session: Session) -> Sequence[ReplicaRow]:
     return session.scalars(select(ReplicaRow).order_by(ReplicaRow.started_at, ReplicaRow.id)).all()
 
