@@ -90,10 +90,10 @@ def _refuse_beside_shared_poll(sessions: sessionmaker[Session], config: Config) 
     from daemon.store import lease, units
 
     with sessions() as session:
-        running = units.running_shared_poll(session)
-        if running is not None and lease.any_alive(session, timedelta(seconds=config.service.lease_seconds)):
-            recorded, total = units.progress(session, running.id)
-            raise SharedPollRunning(running.id, recorded, total)
+        running = units.in_flight(session)
+        if running and lease.any_alive(session, timedelta(seconds=config.service.lease_seconds)):
+            poll = running[-1]
+            raise SharedPollRunning(poll.poll_id, poll.done, poll.pending + len(poll.claimed) + poll.done)
 
 
 class PollInterrupted(KeyboardInterrupt):

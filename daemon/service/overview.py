@@ -37,8 +37,7 @@ def gather(session: Session, lease_seconds: float) -> Overview:
     stale = timedelta(seconds=lease_seconds)
     replicas = []
     for row in lease.replicas(session):
-        beat = lease.aware(row.heartbeat_at)
-        state = "stopped" if row.stopped_at is not None else ("alive" if now - beat <= stale else "silent")
+        state = lease.replica_state(row, now, stale)
         replicas.append({"replica": row.id, "host": row.host, "pid": row.pid, "started_at": row.started_at,
                          "heartbeat_at": row.heartbeat_at, "state": state,
                          "leader": leader is not None and leader["replica"] == row.id})

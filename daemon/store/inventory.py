@@ -337,6 +337,7 @@ class InventoryStore:
                 self._catalog_written.clear()  # nothing of this transaction stays
                 raise Fenced(f"subscription {sub_id}: the claim on it was lost")
         self._subscriptions_seen.add(sub_id)
+        self._scopes_seen |= result.catalog_scopes
         return result
 
     def _sync_subscription(self, session: Session, subscription: Subscription, writes: _Writes) -> None:
@@ -457,7 +458,6 @@ class InventoryStore:
         for entry in inventory.catalog:
             by_scope.setdefault(entry.scope, []).append(entry)
         for scope, entries in by_scope.items():
-            self._scopes_seen.add(scope.casefold())
             result.catalog_scopes.add(scope.casefold())
             snapshot = tuple(entries)
             if self._catalog_written.get(scope) == snapshot:

@@ -102,11 +102,17 @@ def leader(session: Session) -> LeaseRow | None:
     return session.get(LeaseRow, LEADER)
 
 
+def replica_state(row: ReplicaRow, now: datetime, lease: timedelta) -> str:
+    """``stopped`` (it said so), ``alive`` (its heartbeat, every third of the lease, is at most ``lease`` old)
+    or ``silent``."""
+    if row.stopped_at is not None:
+        return "stopped"
+    return "alive" if now - aware(row.heartbeat_at) <= lease else "silent"
+
+
 def any_alive(session: Session, lease: timedelta) -> bool:
-    """Whether a replica that did not stop said it is alive within ``lease`` (it does every third of it)."""
-    since = db_now(session) - lease
-    return session.scalar(select(ReplicaRow.id).where(ReplicaRow.stopped_at.is_(None),
-                                                      ReplicaRow.heartbeat_at >= since).limit(1)) is not None
+    now = db_now(session)
+    return any(replica_state(row, now, lease) == "alive" for row in replicas(session))
 
 
 def replicas(session: Session) -> Sequence[ReplicaRow]:

@@ -39,13 +39,6 @@ def running_shared_poll(session: Session) -> PollRow | None:
                            .order_by(PollRow.id.desc()).limit(1)).first()
 
 
-def progress(session: Session, poll_id: int) -> tuple[int, int]:
-    """How many of the poll's units are recorded, of how many."""
-    done, total = session.execute(select(func.count(PollUnitRow.id).filter(PollUnitRow.status == DONE),
-                                         func.count(PollUnitRow.id)).where(PollUnitRow.poll_id == poll_id)).one()
-    return int(done), int(total)
-
-
 def create(session: Session, poll_id: int, subscriptions: Iterable[Subscription]) -> int:
     rows = [PollUnitRow(poll_id=poll_id, subscription_id=s.subscription_id, display_name=s.display_name,
                         state=s.state, status=PENDING, claim_token=0) for s in subscriptions]
