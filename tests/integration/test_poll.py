@@ -416,19 +416,27 @@ def test_an_unchanged_poll_writes_nothing_and_still_knows_what_it_saw(
     assert len(seen) == 8 and set(seen.values()) == {later.now()}
 
 
-def test_the_reading_process_dies_with_a_killed_poll(arm: ArmEmulator, tmp_path: Any) -> None:
+def poll_process(arm: ArmEmulator, tmp_path: Any, **popen: Any) -> tuple[Any, Any]:
+    """`retirewatch poll` in a process of its own (its config file, and the process), as a user runs it: reading
+    in a forked child, into ``tmp_path/rw.sqlite``."""
     import os
-    import signal
     import subprocess
     import sys
-    from pathlib import Path
 
     config = tmp_path / "retirewatch.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/rw.sqlite"\n[azure]\nresource_manager_endpoint = '
                       f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n')
+    return config, subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
+        env={k: v for k, v in os.environ.items() if k != "RETIREWATCH_POLL_READER"}, **popen)
+
+
+def test_the_reading_process_dies_with_a_killed_poll(arm: ArmEmulator, tmp_path: Any) -> None:
+    import signal
+    from pathlib import Path
+
     arm.faults.slow("/deployments", seconds=5)  # the poll is still reading when it is killed
-    poll = subprocess.Popen([sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
-                            env={k: v for k, v in os.environ.items() if k != "RETIREWATCH_POLL_READER"})
+    config, poll = poll_process(arm, tmp_path)
 
     def readers() -> list[int]:
         found = []
@@ -463,16 +471,11 @@ def test_an_interrupted_poll_is_closed_as_stopped_keeping_what_it_stored(arm: Ar
     import os
     import signal
     import subprocess
-    import sys
 
-    config = tmp_path / "retirewatch.toml"
-    url = f"sqlite:///{tmp_path}/rw.sqlite"
-    config.write_text(f'[database]\nurl = "{url}"\n[azure]\nresource_manager_endpoint = '
-                      f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n')
     arm.faults.slow(SUB_B, seconds=8)  # A and C are stored, B is still being read
-    poll = subprocess.Popen([sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={k: v for k, v in os.environ.items() if k != "RETIREWATCH_POLL_READER"})
+    _, poll = poll_process(arm, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    url = f"sqlite:///{tmp_path}/rw.sqlite"
     from daemon.store import database
 
     engine = database.open_database(url)
