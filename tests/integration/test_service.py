@@ -298,9 +298,12 @@ def world(database_url: str) -> Iterator[World]:
         yield made
 
 
-def work(world: World, *, may_send: bool = True) -> Work:
-    return Work(config=world.config, clock=world.clock, sessions=world.sessions,
-                slack=SlackClient(world.config.slack, token=world.slack.token), may_send=may_send,
+def work(world: World, *, may_send: bool = True, **service: Any) -> Work:
+    """The service's jobs on the world; ``service``: ``[service]`` settings to change (``listen=None``: no HTTP)."""
+    config = world.config.model_copy(update={"service": world.config.service.model_copy(update=service)}) \
+        if service else world.config
+    return Work(config=config, clock=world.clock, sessions=world.sessions,
+                slack=SlackClient(config.slack, token=world.slack.token), may_send=may_send,
                 credential=ManagedIdentityCredential())
 
 
@@ -378,11 +381,7 @@ def test_shutdown_gives_up_on_a_stuck_job_after_the_grace_and_leaves_the_process
         world: World) -> None:
     """In-process: shutdown() returns and names what it left running; only `retirewatch run` exits over it."""
     world.arm.faults.slow("", seconds=4)  # every ARM answer outlasts the grace
-    config = world.config.model_copy(update={"service": world.config.service.model_copy(
-        update={"shutdown_grace_seconds": 1.0, "listen": None})})
-    service = Service(Work(config=config, clock=world.clock, sessions=world.sessions,
-                           slack=SlackClient(config.slack, token=world.slack.token), may_send=True,
-                           credential=ManagedIdentityCredential()))
+    service = Service(work(world, shutdown_grace_seconds=1.0, listen=None))
     service.start()
 
     def running() -> set[str]:
@@ -424,10 +423,7 @@ def test_a_job_falling_due_as_the_service_stops_kills_no_thread_and_logs_no_trac
     pass over the due jobs: the pass then submitted ``deliver`` to the closed executor ("Error submitting job",
     with a traceback) and its removal of the one-shot job raised JobLookupError, killing the scheduler thread.
     The store holds the pass there while shutdown() starts."""
-    config = world.config.model_copy(update={"service": world.config.service.model_copy(update={"listen": None})})
-    service = Service(Work(config=config, clock=world.clock, sessions=world.sessions,
-                           slack=SlackClient(config.slack, token=world.slack.token), may_send=True,
-                           credential=ManagedIdentityCredential()))
+    service = Service(work(world, listen=None))
     store = _HeldStore()
     service.scheduler.remove_jobstore("default")
     service.scheduler.add_jobstore(store, "default")
