@@ -168,6 +168,35 @@ def test_one_failing_subscription_does_not_stop_the_others(arm: ArmEmulator, ses
     assert {"b1", "c1", "chat"} <= alive, "what could not be read keeps its last known state"
 
 
+def test_a_redirect_is_a_failure_of_that_list_and_is_not_followed(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                                   database_url: str, clock: FixedClock) -> None:
+    config = config_for(arm, database_url)
+    run_poll(config, clock, sessions)
+    moved = f"{arm.base_url}/subscriptions/{SUB_C}/moved-elsewhere"
+    arm.faults.fail("/accounts/acct-c/deployments", times=None, status=302, code="Moved", headers={"Location": moved})
+    report = run_poll(config, clock, sessions)
+    assert {(f.operation, f.status_code) for f in report.failures} == {("list-deployments", 302)}
+    assert arm.count("/moved-elsewhere") == 0, "the bearer token goes to no address an answer names"
+    assert arm.count("/accounts/acct-c/deployments", status=302) == 1, "a redirect is not retried either"
+    with sessions() as session:
+        alive = {row.name for row in session.scalars(select(DeploymentRow).where(DeploymentRow.removed_at.is_(None)))}
+    assert "c1" in alive, "what could not be read keeps its last known state"
+
+
+def test_requests_are_logged_only_at_debug_verbosity(arm: ArmEmulator, tmp_path: Any) -> None:
+    import subprocess
+
+    logged: dict[str, str] = {}
+    for verbosity in ("-v", "-vv"):
+        _, poll = poll_process(arm, tmp_path, verbosity, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, logged[verbosity] = poll.communicate(timeout=60)
+        assert poll.returncode == 0, logged[verbosity]
+    assert "Request URL" not in logged["-v"]
+    assert f"Request URL: '{arm.base_url}/subscriptions/{SUB_A}/providers/Microsoft.CognitiveServices/accounts" \
+        in logged["-vv"]
+    assert "x-ms-client-request-id" in logged["-vv"], "each request carries an id to quote to Microsoft"
+
+
 def test_throttling_is_retried_after_retry_after(arm: ArmEmulator, sessions: sessionmaker[Session],
                                                  database_url: str, clock: FixedClock) -> None:
     arm.faults.throttle("/deployments", times=2, retry_after=0.2)
@@ -416,9 +445,9 @@ def test_an_unchanged_poll_writes_nothing_and_still_knows_what_it_saw(
     assert len(seen) == 8 and set(seen.values()) == {later.now()}
 
 
-def poll_process(arm: ArmEmulator, tmp_path: Any, **popen: Any) -> tuple[Any, Any]:
+def poll_process(arm: ArmEmulator, tmp_path: Any, *options: str, **popen: Any) -> tuple[Any, Any]:
     """`retirewatch poll` in a process of its own (its config file, and the process), as a user runs it: reading
-    in a forked child, into ``tmp_path/rw.sqlite``."""
+    in a forked child, into ``tmp_path/rw.sqlite``. ``options``: more of the command line (``-vv``)."""
     import os
     import subprocess
     import sys
@@ -427,7 +456,7 @@ def poll_process(arm: ArmEmulator, tmp_path: Any, **popen: Any) -> tuple[Any, An
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/rw.sqlite"\n[azure]\nresource_manager_endpoint = '
                       f'"{arm.base_url}"\nca_bundle = "{arm.ca_bundle_path}"\n')
     return config, subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "poll", "--config", str(config)],
+        [sys.executable, "-m", "daemon.cli", "poll", "--config", str(config), *options],
         env={k: v for k, v in os.environ.items() if k != "RETIREWATCH_POLL_READER"}, **popen)
 
 
