@@ -337,7 +337,7 @@ class ArmEmulator:
     """ARM + its token endpoint on 127.0.0.1. Use as a context manager, or :meth:`start` / :meth:`stop`.
 
     ``page_size``: items per page of every list (a page with more to come carries an absolute ``nextLink``,
-    ``<base_url><path>?api-version=...&$skipToken=N``). ``token_lifetime``: seconds a token is valid.
+    ``https://<Host><path>?api-version=...&$skipToken=N``). ``token_lifetime``: seconds a token is valid.
     ``latency``: seconds every ARM request waits before it is answered (a network round trip to ARM).
     """
 
@@ -537,7 +537,10 @@ class ArmEmulator:
                                                       "The api-version query parameter (?api-version=) is required "
                                                       "for all requests.")
             else:
-                status, extra, body, remaining, plan = self._answer(path, segments, query, match_target, scope)
+                # nextLinks name the host the client asked for, as ARM's do (a client may reach it by another name)
+                origin = f"https://{headers['Host']}" if headers.get("Host") else self.base_url
+                status, extra, body, remaining, plan = self._answer(path, segments, query, match_target, scope,
+                                                                    origin)
         response_headers = {
             "x-ms-request-id": str(uuid.uuid4()),
             "x-ms-correlation-request-id": str(uuid.uuid4()),
@@ -580,8 +583,8 @@ class ArmEmulator:
                      f'error="invalid_token", error_description="{message}"')
         return 401, {"WWW-Authenticate": challenge}, _error(code, message)
 
-    def _answer(self, path: str, segments: list[str], query: dict[str, list[str]], match_target: str, scope: str
-                ) -> tuple[int, dict[str, str], bytes, float, _Plan]:
+    def _answer(self, path: str, segments: list[str], query: dict[str, list[str]], match_target: str, scope: str,
+                origin: str) -> tuple[int, dict[str, str], bytes, float, _Plan]:
         with self._lock:
             allowed, remaining, wait = self._budget.take(scope, time.monotonic())
         if not allowed and self.throttle_when_exhausted:
@@ -597,12 +600,12 @@ class ArmEmulator:
         if plan.answer is not None:
             status, extra, body = plan.answer
             return status, dict(extra), body, remaining, plan
-        status, extra, body = self._route(path, segments, query)
+        status, extra, body = self._route(path, segments, query, origin)
         if status == 200:
             body = self.faults.apply_transforms(plan, body)
         return status, extra, body, remaining, plan
 
-    def _route(self, path: str, segments: list[str], query: dict[str, list[str]]) -> Answer:
+    def _route(self, path: str, segments: list[str], query: dict[str, list[str]], origin: str) -> Answer:
         skip = (query.get("$skipToken") or query.get("$skiptoken") or ["0"])[0]
         if not skip.isdigit():
             return 400, {}, _error("InvalidSkipToken", f"The $skipToken '{skip}' is not valid.")
@@ -614,13 +617,14 @@ class ArmEmulator:
                 return found
             if not found.paged:
                 return 200, {}, json.dumps(found.payload).encode()
-            return 200, {}, json.dumps(self._page(path, query, found.payload, int(skip))).encode()
+            return 200, {}, json.dumps(self._page(origin, path, query, found.payload, int(skip))).encode()
 
-    def _page(self, path: str, query: dict[str, list[str]], items: list[Any], start: int) -> dict[str, Any]:
+    def _page(self, origin: str, path: str, query: dict[str, list[str]], items: list[Any], start: int
+              ) -> dict[str, Any]:
         page: dict[str, Any] = {"value": items[start:start + self.page_size]}
         if start + self.page_size < len(items):
             api_version = urllib.parse.quote(query["api-version"][0], safe="")
-            page["nextLink"] = (f"{self.base_url}{urllib.parse.quote(path)}?api-version={api_version}"
+            page["nextLink"] = (f"{origin}{urllib.parse.quote(path)}?api-version={api_version}"
                                 f"&$skipToken={start + self.page_size}")
         return page
 

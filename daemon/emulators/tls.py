@@ -9,9 +9,12 @@ from pathlib import Path
 
 import trustme
 
+PROXIED_HOST = "only-via-proxy.test"  # RFC 6761: .test never resolves in DNS
+
 
 class LocalCA:
-    """One CA per process run; the emulators serve a leaf certificate for 127.0.0.1 and localhost.
+    """One CA per process run; the emulators serve a leaf certificate for 127.0.0.1, localhost and
+    :data:`PROXIED_HOST` (a name only the proxy emulator resolves: what a client reaches through it was proxied).
 
     Clients trust it through ``ca_bundle_path`` (a PEM file written to a private temporary directory), which the
     Azure transport takes as ``connection_verify`` and the Slack client as an ``ssl.SSLContext``.
@@ -29,7 +32,7 @@ class LocalCA:
 
     def server_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self._ca.issue_cert("127.0.0.1", "localhost", PROXIED_HOST).configure_cert(context)
         return context
 
     def client_context(self) -> ssl.SSLContext:

@@ -197,6 +197,43 @@ def test_requests_are_logged_only_at_debug_verbosity(arm: ArmEmulator, tmp_path:
     assert "x-ms-client-request-id" in logged["-vv"], "each request carries an id to quote to Microsoft"
 
 
+def test_an_https_proxy_from_the_environment_carries_every_read(arm: ArmEmulator, sessions: sessionmaker[Session],
+                                                                database_url: str, clock: FixedClock,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemon.emulators.proxy import ProxyEmulator
+    from daemon.emulators.tls import PROXIED_HOST
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    port = arm.base_url.rsplit(":", 1)[1]
+    # ARM under a name only the proxy resolves: a read that did not go through the proxy fails
+    config = config_for(arm, database_url, resource_manager_endpoint=f"https://{PROXIED_HOST}:{port}",
+                        token_audience=arm.base_url)
+    with ProxyEmulator(credentials=("egress", "s3cret")) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url_with("egress", "s3cret"))
+        report = run_poll(config, clock, sessions)
+        tunnels = [t for t in proxy.tunnels if t.target == f"{PROXIED_HOST}:{port}"]
+        refused = proxy.refused
+    assert report.ok, report.failures
+    assert (report.subscriptions, report.accounts, report.deployments) == (3, 3, 8)
+    assert tunnels and {t.user for t in tunnels} == {"egress"} and refused == 0
+    assert len(tunnels) < arm.count() / 2, "tunnels are kept open and reused, not one per request"
+
+
+def test_no_proxy_sends_reads_past_the_proxy(arm: ArmEmulator, sessions: sessionmaker[Session], database_url: str,
+                                            clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemon.emulators.proxy import ProxyEmulator
+
+    for name in ("no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ProxyEmulator() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        report = run_poll(config_for(arm, database_url), clock, sessions)
+        assert report.ok and report.deployments == 8, report.failures
+        assert proxy.tunnels == []
+
+
 def test_throttling_is_retried_after_retry_after(arm: ArmEmulator, sessions: sessionmaker[Session],
                                                  database_url: str, clock: FixedClock) -> None:
     arm.faults.throttle("/deployments", times=2, retry_after=0.2)

@@ -100,3 +100,28 @@ def test_a_dropped_connection_is_not_resent_by_the_client(slack: SlackEmulator) 
     result = client(slack).post("#alerts", message("k"))
     assert result.verdict is Verdict.RETRY and result.uncertain
     assert len(slack.messages("#alerts")) == 1, "slack_sdk's default retry would have posted it twice"
+
+
+@pytest.mark.parametrize("bypassed", [False, True], ids=["https_proxy", "no_proxy"])
+def test_slack_is_reached_through_the_environments_proxy_unless_no_proxy_exempts_it(
+        slack: SlackEmulator, monkeypatch: pytest.MonkeyPatch, bypassed: bool) -> None:
+    from daemon.emulators.proxy import ProxyEmulator
+    from daemon.emulators.tls import PROXIED_HOST
+
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    port = slack.api_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    with ProxyEmulator(credentials=("egress", "s3cret")) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url_with("egress", "s3cret"))
+        if bypassed:  # the address the client's own network reaches
+            monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+            api_url = slack.api_url
+        else:  # a name only the proxy resolves
+            api_url = slack.api_url.replace("127.0.0.1", PROXIED_HOST)
+        config = SlackConfig(api_url=api_url, ca_bundle=slack.ca_bundle_path, timeout_seconds=5)
+        sent = SlackClient(config, token=slack.token).post("#alerts", message("k1"))
+        tunnels = proxy.tunnels
+    assert sent.verdict is Verdict.SENT, sent
+    assert [m.text for m in slack.messages("#alerts")] == ["text k1"]
+    expected = [] if bypassed else [f"{PROXIED_HOST}:{port}"]
+    assert [t.target for t in tunnels] == expected
