@@ -82,8 +82,8 @@ def describe_slack(slack: SlackEmulator, notified: NotifyReport) -> str:
     names = {channel_id: name for name, channel_id in slack.channels().items()}
     for message in slack.messages():
         text = message.text.splitlines()
-        key_lines = [line for line in text[1:]
-                     if line.startswith(("In ", "Today", "Tomorrow", "Tentative", "Usage:")) or "ago:" in line]
+        key_lines = [line for line in text[1:] if line.startswith(
+            ("Training new fine-tunes", "In ", "Today", "Tomorrow", "Tentative", "Usage:")) or "ago:" in line]
         summary = [text[0], *key_lines[:3]]
         by_channel.setdefault(names.get(message.channel, message.channel), []).append(
             "\n".join(f"  {'*' if i == 0 else ' '} {line}" for i, line in enumerate(summary)))
