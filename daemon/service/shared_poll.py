@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from azure.core.credentials import TokenCredential
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,7 +22,7 @@ from daemon.collect.azure import AzureClients
 from daemon.collect.inventory import CollectError, InventoryCollector
 from daemon.config import Config
 from daemon.poll import observe
-from daemon.records import Failure, SubscriptionInventory
+from daemon.records import Failure, Subscription, SubscriptionInventory
 from daemon.store import lease as leases
 from daemon.store import units
 from daemon.store.inventory import COMPLETE, Fenced, InventoryStore, WriteResult
@@ -49,24 +49,33 @@ def start(config: Config, clock: Clock, sessions: sessionmaker[Session], credent
     with sessions() as session:
         if units.running_shared_poll(session) is not None:
             return None
-    clients = AzureClients(config.azure, credential)
-    failure: Failure | None = None
-    try:
-        collector = InventoryCollector(clients, config.azure)
-        subscriptions = collector.subscriptions()
-    except CollectError as exc:
-        failure = Failure(None, "/subscriptions", "list-subscriptions", str(exc))
-        subscriptions = []
-    finally:
-        requests = clients.requests.count
-        clients.close()
-    store = InventoryStore(sessions)
-    now = clock.now()
-    with poll_lock(sessions.kw["bind"], 0) as free, sessions.begin() as session:
+    # Held from the listing to the units: a `retirewatch poll` started meanwhile waits, and while one runs the
+    # leader does not even list the subscriptions (the next tick tries again).
+    with poll_lock(sessions.kw["bind"], 0) as free:
         if not free:  # a one-shot `retirewatch poll` is running: its reads and the units' must not overlap
             log.info("a `retirewatch poll` holds the poll lock: the shared poll starts at a later tick",
                      extra={"event": "poll_deferred"})
             return None
+        subscriptions, failure, requests = _list_subscriptions(config, credential)
+        return _create(config, clock.now(), sessions, epoch, fence, subscriptions, failure, requests)
+
+
+def _list_subscriptions(config: Config, credential: TokenCredential | None
+                        ) -> tuple[list[Subscription], Failure | None, int]:
+    clients = AzureClients(config.azure, credential)
+    try:
+        return InventoryCollector(clients, config.azure).subscriptions(), None, clients.requests.count
+    except CollectError as exc:
+        return [], Failure(None, "/subscriptions", "list-subscriptions", str(exc)), clients.requests.count
+    finally:
+        clients.close()
+
+
+def _create(config: Config, now: datetime, sessions: sessionmaker[Session], epoch: int, fence: Fence,
+            subscriptions: list[Subscription], failure: Failure | None, requests: int) -> int | None:
+    """The shared poll's record and its units (the caller holds the poll lock)."""
+    store = InventoryStore(sessions)
+    with sessions.begin() as session:
         if not fence(session) or units.running_shared_poll(session) is not None:
             return None
         poll = PollRow(started_at=now, status="running", leader_epoch=epoch, requests=requests)

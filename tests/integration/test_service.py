@@ -485,7 +485,9 @@ def test_a_one_shot_poll_and_the_services_shared_poll_never_overlap(
     with poll_lock(world.sessions.kw["bind"], 0) as held:  # as `retirewatch poll` holds it
         assert held
         assert runner.start_shared_poll(1, lambda session: True) is None
+    assert world.arm.count("/subscriptions?") == 0, "no listing for a shared poll that cannot start"
     poll_id = runner.start_shared_poll(1, lambda session: True)
+    assert world.arm.count("/subscriptions?") == 1
     assert poll_id is not None
     with world.sessions.begin() as session:
         lease.register(session, "replica-a", "host", 1)
