@@ -95,19 +95,14 @@ def _handler(proxy: ProxyEmulator) -> type[BaseHTTPRequestHandler]:
             if not allowed:
                 with proxy._lock:
                     proxy.refused += 1
-                self.send_response(407)
-                self.send_header("Proxy-Authenticate", 'Basic realm="egress"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self._empty(407, {"Proxy-Authenticate": 'Basic realm="egress"'})
                 return
             host, _, port = self.path.rpartition(":")
             host = "127.0.0.1" if host.casefold() == PROXIED_HOST else host.strip("[]")
             try:
                 upstream = socket.create_connection((host, int(port)), timeout=10)
             except (OSError, ValueError):
-                self.send_response(502)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self._empty(502)
                 return
             proxy._opened(Tunnel(self.path, user))
             self.send_response(200, "Connection established")
@@ -115,10 +110,16 @@ def _handler(proxy: ProxyEmulator) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             _pump(self.connection, upstream)
 
-        def _refuse(self) -> None:
-            self.send_response(405)
+        def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+            """An answer without a body (the connection stays usable for the client's next request)."""
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def _refuse(self) -> None:
+            self._empty(405)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _refuse
 

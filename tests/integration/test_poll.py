@@ -23,7 +23,7 @@ from daemon.poll import run_poll
 from daemon.store import queries
 from daemon.store.schema import CatalogModelRow, DeploymentRow, EventRow, PollRow, SubscriptionRow
 from tests.conftest import TODAY
-from tests.integration.world import sign_in_to
+from tests.integration.world import behind_proxy, sign_in_to
 
 SUB_A, SUB_B, SUB_C = ("aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002",
                        "cccccccc-0000-0000-0000-000000000003")
@@ -203,14 +203,12 @@ def test_an_https_proxy_from_the_environment_carries_every_read(arm: ArmEmulator
     from daemon.emulators.proxy import ProxyEmulator
     from daemon.emulators.tls import PROXIED_HOST
 
-    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     port = arm.base_url.rsplit(":", 1)[1]
     # ARM under a name only the proxy resolves: a read that did not go through the proxy fails
     config = config_for(arm, database_url, resource_manager_endpoint=f"https://{PROXIED_HOST}:{port}",
                         token_audience=arm.base_url)
     with ProxyEmulator(credentials=("egress", "s3cret")) as proxy:
-        monkeypatch.setenv("HTTPS_PROXY", proxy.url_with("egress", "s3cret"))
+        behind_proxy(monkeypatch, proxy.url_with("egress", "s3cret"))
         report = run_poll(config, clock, sessions)
         tunnels = [t for t in proxy.tunnels if t.target == f"{PROXIED_HOST}:{port}"]
         refused = proxy.refused
@@ -224,11 +222,8 @@ def test_no_proxy_sends_reads_past_the_proxy(arm: ArmEmulator, sessions: session
                                             clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
     from daemon.emulators.proxy import ProxyEmulator
 
-    for name in ("no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     with ProxyEmulator() as proxy:
-        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        behind_proxy(monkeypatch, proxy.url, no_proxy="127.0.0.1")
         report = run_poll(config_for(arm, database_url), clock, sessions)
         assert report.ok and report.deployments == 8, report.failures
         assert proxy.tunnels == []

@@ -10,6 +10,7 @@ import pytest
 from daemon.config import SlackConfig
 from daemon.emulators.slack import SlackEmulator
 from daemon.notify.slack import SlackClient, SlackMessage, Verdict, app_problem
+from tests.integration.world import behind_proxy
 
 
 @pytest.fixture
@@ -108,16 +109,12 @@ def test_slack_is_reached_through_the_environments_proxy_unless_no_proxy_exempts
     from daemon.emulators.proxy import ProxyEmulator
     from daemon.emulators.tls import PROXIED_HOST
 
-    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     port = slack.api_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
     with ProxyEmulator(credentials=("egress", "s3cret")) as proxy:
-        monkeypatch.setenv("HTTPS_PROXY", proxy.url_with("egress", "s3cret"))
-        if bypassed:  # the address the client's own network reaches
-            monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-            api_url = slack.api_url
-        else:  # a name only the proxy resolves
-            api_url = slack.api_url.replace("127.0.0.1", PROXIED_HOST)
+        behind_proxy(monkeypatch, proxy.url_with("egress", "s3cret"),
+                     no_proxy="localhost,127.0.0.1" if bypassed else None)
+        # bypassed: the address the client's own network reaches; else a name only the proxy resolves
+        api_url = slack.api_url if bypassed else slack.api_url.replace("127.0.0.1", PROXIED_HOST)
         config = SlackConfig(api_url=api_url, ca_bundle=slack.ca_bundle_path, timeout_seconds=5)
         sent = SlackClient(config, token=slack.token).post("#alerts", message("k1"))
         tunnels = proxy.tunnels

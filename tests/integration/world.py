@@ -101,6 +101,19 @@ def sign_in_to(arm: ArmEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+             "no_proxy")
+
+
+def behind_proxy(monkeypatch: pytest.MonkeyPatch, proxy_url: str, *, no_proxy: str | None = None) -> None:
+    """The environment names ``proxy_url`` as its HTTPS proxy (and ``no_proxy`` as NO_PROXY), and nothing else."""
+    for name in PROXY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+    if no_proxy is not None:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+
+
 def world_config(arm: ArmEmulator, slack: SlackEmulator, url: str, **extra: Any) -> Config:
     raw: dict[str, Any] = {
         "database": {"url": url},
